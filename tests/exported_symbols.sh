@@ -21,7 +21,8 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 "$nm_cmd" -D --defined-only "$lib" >"$tmp/nm.out"
 awk 'NF >= 3 { sub(/@.*/, "", $3); print $3 }' "$tmp/nm.out" | sort -u >"$tmp/defined"
 
-grep -Ev '^(gm_|GM_)' "$tmp/defined" |
+# (AddressSanitizer adds an __odr_asan.NAME indicator per exported variable.)
+grep -Ev '^(__odr_asan[._])?(gm_|GM_)' "$tmp/defined" |
     grep -Evx 'pthread_create|_init|_fini|__bss_start|_edata|_end' \
         >"$tmp/offenders" || true
 
