@@ -1,0 +1,3 @@
+module gomembench
+
+go 1.19
