@@ -47,7 +47,7 @@
 #if defined(BENCH_GOMEM) + defined(BENCH_BOEHM) + defined(BENCH_MALLOC) +      \
         defined(BENCH_MIMALLOC) + defined(BENCH_JEMALLOC) !=                   \
     1
-#error "define exactly one of BENCH_GOMEM, BENCH_BOEHM, BENCH_MALLOC, BENCH_MIMALLOC, BENCH_JEMALLOC"
+#error "define exactly one BENCH_<allocator> macro (see the list above)"
 #endif
 
 /* Monotonic clock in nanoseconds, for the benchmarks' own timings. */
@@ -149,7 +149,10 @@ static void bench_boehm_on_event(GC_EventType ev)
 #define ALLOC_NOSCAN(size) bench_check(GC_MALLOC_ATOMIC(size), (size))
 #define FREE(p) ((void)(p))
 
-static inline uint64_t bench_gc_count(void) { return GC_get_gc_no(); }
+static inline uint64_t bench_gc_count(void)
+{
+    return GC_get_gc_no();
+}
 
 static inline int bench_gc_pauses(uint64_t *max_ns, uint64_t *total_ns)
 {
@@ -178,13 +181,19 @@ static inline void bench_gc_stats(FILE *f)
 #define ALLOC_NOSCAN(size) bench_check(mi_malloc(size), (size))
 #define FREE(p) mi_free(p)
 
-static inline uint64_t bench_gc_count(void) { return 0; }
+static inline uint64_t bench_gc_count(void)
+{
+    return 0;
+}
 static inline int bench_gc_pauses(uint64_t *max_ns, uint64_t *total_ns)
 {
     *max_ns = *total_ns = 0;
     return 0;
 }
-static inline void bench_gc_stats(FILE *f) { fprintf(f, "# gc: none\n"); }
+static inline void bench_gc_stats(FILE *f)
+{
+    fprintf(f, "# gc: none\n");
+}
 
 #else /* BENCH_MALLOC, BENCH_JEMALLOC: the same calls, another library */
 
@@ -199,13 +208,19 @@ static inline void bench_gc_stats(FILE *f) { fprintf(f, "# gc: none\n"); }
 #define ALLOC_NOSCAN(size) bench_check(malloc(size), (size))
 #define FREE(p) free(p)
 
-static inline uint64_t bench_gc_count(void) { return 0; }
+static inline uint64_t bench_gc_count(void)
+{
+    return 0;
+}
 static inline int bench_gc_pauses(uint64_t *max_ns, uint64_t *total_ns)
 {
     *max_ns = *total_ns = 0;
     return 0;
 }
-static inline void bench_gc_stats(FILE *f) { fprintf(f, "# gc: none\n"); }
+static inline void bench_gc_stats(FILE *f)
+{
+    fprintf(f, "# gc: none\n");
+}
 
 #endif
 

@@ -68,8 +68,9 @@ static void *worker(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: allocbench [threads 1..%d] [16..4096|mixed] "
-                    "[count per thread] [scan|noscan]\n",
+    fprintf(stderr,
+            "usage: allocbench [threads 1..%d] [16..4096|mixed] "
+            "[count per thread] [scan|noscan]\n",
             MAX_THREADS);
     exit(2);
 }

@@ -36,7 +36,10 @@ enum { kMinTreeDepth = 4, kArraySize = 500000 };
 static int g_max_depth = 16;
 
 /* Nodes in a complete binary tree of the given depth. */
-static long tree_size(int depth) { return (1L << (depth + 1)) - 1; }
+static long tree_size(int depth)
+{
+    return (1L << (depth + 1)) - 1;
+}
 
 /* How many trees of this depth add up to twice the stretch tree. */
 static long num_iters(int depth)

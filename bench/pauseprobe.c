@@ -123,8 +123,8 @@ int main(int argc, char **argv)
     }
 
     /* Bytes per object including its slot and its share of a chunk. */
-    double per_object = MEAN_OBJECT_SIZE + sizeof(void *) +
-                        (double)sizeof(chunk) / CHUNK_SLOTS;
+    double per_object =
+        MEAN_OBJECT_SIZE + sizeof(void *) + (double)sizeof(chunk) / CHUNK_SLOTS;
     long nobjects = (long)((double)live_mib * 1048576.0 / per_object);
     long nchunks = (nobjects + CHUNK_SLOTS - 1) / CHUNK_SLOTS;
     nobjects = nchunks * CHUNK_SLOTS;
