@@ -49,7 +49,7 @@ GM_API void *gm_calloc(size_t n, size_t size); /* overflow-checked */
 GM_API void *gm_realloc(void *p, size_t size); /* keeps scan/noscan kind of p */
 GM_API char *gm_strdup(const char *s);         /* noscan */
 GM_API void *gm_try_alloc(size_t size); /* as gm_alloc, NULL on out-of-memory */
-GM_API void gm_free(void *p);           /* optional explicit free; NULL: no-op */
+GM_API void gm_free(void *p); /* optional explicit free; NULL: no-op */
 GM_API size_t gm_usable_size(const void *p); /* size class, 0 if not ours */
 GM_API void *gm_base(const void *p); /* base of the live object holding p */
 GM_API void gm_keep_alive(const void *p); /* runtime.KeepAlive */
@@ -83,10 +83,10 @@ GM_API void gm_remove_roots(void *start, void *end);
 
 /* ---- Collection control (runtime, runtime/debug) ------------------------- */
 
-GM_API void gm_collect(void);               /* runtime.GC */
-GM_API int gm_set_gc_percent(int percent);  /* debug.SetGCPercent; <0 = off */
+GM_API void gm_collect(void);              /* runtime.GC */
+GM_API int gm_set_gc_percent(int percent); /* debug.SetGCPercent; <0 = off */
 GM_API int64_t gm_set_memory_limit(int64_t bytes); /* <0 only queries */
-GM_API void gm_free_os_memory(void);        /* debug.FreeOSMemory */
+GM_API void gm_free_os_memory(void);               /* debug.FreeOSMemory */
 
 /* ---- Statistics (runtime.MemStats) --------------------------------------- */
 
@@ -162,7 +162,8 @@ GM_API void gm_pool_put(gm_pool *p, void *obj);
 GM_API void gm_set_mem_profile_rate(int64_t bytes);
 GM_API int gm_write_profile(const char *name, int fd, int debug);
 
-/* ---- Debugging ------------------------------------------------------------ */
+/* ---- Debugging ------------------------------------------------------------
+ */
 
 /* Cross-checks span bitmaps, free counts and statistics; aborts with a
  * fatal error naming the first inconsistency. Stops the world. */

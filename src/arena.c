@@ -1,0 +1,140 @@
+/*
+ * Arenas: the heap's address space in 64 MiB units, as Go's heapArena.
+ *
+ * The arena index maps addr >> 26 to its heap_arena record, for any 48-bit
+ * user address, in O(1): one 32 MiB array of pointers reserved up front and
+ * backed by the OS only where touched. Index entries are set once and never
+ * cleared; gm_heap_lo/hi only widen. Both are read without locks (relaxed):
+ * a reader racing with growth may miss a brand-new arena, which can hold no
+ * object the reader could have been given yet.
+ *
+ * Arenas are reserved (PROT_NONE) whole and mapped read/write in 4 MiB
+ * chunks as the page heap grows, so heap_sys counts only what the heap used.
+ * Placement starts at Go's hint 0x00c000000000 and grows upward, so heap
+ * addresses are recognisable (and unlikely to look like small integers).
+ *
+ * Protection: cur_base/cur_end, arenas list and growth under mheap.lock.
+ */
+#include "internal.h"
+
+heap_arena **gm_arena_index;
+uintptr_t gm_heap_lo = UINTPTR_MAX, gm_heap_hi = 0;
+
+static heap_arena *arenas;          /* all arenas, newest first */
+static uintptr_t cur_base, cur_end; /* unmapped rest of the newest arena */
+static uintptr_t next_hint = (uintptr_t)0x00c0 << 32;
+
+void arena_init(void)
+{
+    size_t size = ((size_t)1 << ARENA_L2_BITS) * sizeof(heap_arena *);
+    gm_arena_index = sys_reserve(NULL, size, 4096);
+    if (gm_arena_index == NULL || !sys_map(gm_arena_index, size))
+        gm_throw("cannot reserve the arena index");
+}
+
+heap_arena *arena_first(void)
+{
+    return arenas;
+}
+
+static bool new_arena(void)
+{
+    void *p = NULL;
+    for (int tries = 0; tries < 64 && p == NULL; tries++) {
+        p = sys_reserve((void *)next_hint, ARENA_BYTES, ARENA_BYTES);
+        if (p != NULL && ((uintptr_t)p >> 48) != 0) {
+            sys_free(p, ARENA_BYTES);
+            p = NULL;
+        }
+        next_hint += ARENA_BYTES;
+    }
+    if (p == NULL)
+        return false;
+    uintptr_t base = (uintptr_t)p;
+    heap_arena *a = sys_alloc(sizeof(heap_arena));
+    if (a == NULL) {
+        sys_free(p, ARENA_BYTES);
+        return false;
+    }
+    gm_mheap.gc_sys += sizeof(heap_arena);
+    a->base = base;
+    a->next = arenas;
+    arenas = a;
+    store_release(&gm_arena_index[base >> ARENA_SHIFT], a);
+    if (base < gm_heap_lo)
+        store_relaxed(&gm_heap_lo, base);
+    if (base + ARENA_BYTES > gm_heap_hi)
+        store_relaxed(&gm_heap_hi, base + ARENA_BYTES);
+    next_hint = base + ARENA_BYTES;
+    cur_base = base;
+    cur_end = base + ARENA_BYTES;
+    return true;
+}
+
+bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
+{
+    uintptr_t want = npages * PAGE_SIZE;
+    want = (want + HEAP_CHUNK - 1) & ~(uintptr_t)(HEAP_CHUNK - 1);
+    if (cur_end - cur_base < want) {
+        /* The rest of the current arena is too small for this request:
+         * large requests get consecutive arenas of their own. */
+        if (want > ARENA_BYTES) {
+            uintptr_t n = (want + ARENA_BYTES - 1) / ARENA_BYTES;
+            void *p =
+                sys_reserve((void *)next_hint, n * ARENA_BYTES, ARENA_BYTES);
+            if (p == NULL)
+                return false;
+            uintptr_t b = (uintptr_t)p;
+            for (uintptr_t i = 0; i < n; i++) {
+                heap_arena *a = sys_alloc(sizeof(heap_arena));
+                if (a == NULL)
+                    return false;
+                gm_mheap.gc_sys += sizeof(heap_arena);
+                a->base = b + i * ARENA_BYTES;
+                a->next = arenas;
+                arenas = a;
+                store_release(&gm_arena_index[a->base >> ARENA_SHIFT], a);
+            }
+            if (b < gm_heap_lo)
+                store_relaxed(&gm_heap_lo, b);
+            if (b + n * ARENA_BYTES > gm_heap_hi)
+                store_relaxed(&gm_heap_hi, b + n * ARENA_BYTES);
+            if (b + n * ARENA_BYTES > next_hint)
+                next_hint = b + n * ARENA_BYTES;
+            if (!sys_map(p, want))
+                return false;
+            *base = b;
+            *size = want;
+            return true;
+        }
+        /* Abandon the current arena's tail to the page heap first. */
+        if (cur_end > cur_base) {
+            uintptr_t tail = cur_end - cur_base;
+            if (!sys_map((void *)cur_base, tail))
+                return false;
+            *base = cur_base;
+            *size = tail;
+            cur_base = cur_end;
+            return true;
+        }
+        if (!new_arena())
+            return false;
+    }
+    if (!sys_map((void *)cur_base, want))
+        return false;
+    *base = cur_base;
+    *size = want;
+    cur_base += want;
+    return true;
+}
+
+void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
+                     mspan *value)
+{
+    (void)s;
+    for (uintptr_t i = 0; i < npages; i++) {
+        uintptr_t p = (firstpage + i) << PAGE_SHIFT;
+        heap_arena *a = arena_of(p);
+        store_relaxed(&a->spans[(p >> PAGE_SHIFT) % PAGES_PER_ARENA], value);
+    }
+}

@@ -1,0 +1,123 @@
+/*
+ * The environment, read once at start-up with Go's syntax and Go's
+ * treatment of bad values: GOGC (a number or "off"; anything else means
+ * 100, as Go's readGOGC), GOMEMLIMIT (bytes with an optional B, KiB, MiB,
+ * GiB or TiB suffix, or "off"; malformed is a fatal error naming it) and
+ * GODEBUG (comma-separated key=value; unknown keys are ignored).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+gm_debug gm_debugvars = {.memprofilerate = 512 * 1024, .madvdontneed = 1};
+
+static bool parse_int64(const char *s, size_t n, int64_t *out)
+{
+    if (n == 0)
+        return false;
+    bool neg = false;
+    size_t i = 0;
+    if (s[0] == '-' || s[0] == '+') {
+        neg = s[0] == '-';
+        i = 1;
+        if (n == 1)
+            return false;
+    }
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (v > (uint64_t)INT64_MAX)
+        return false;
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    return true;
+}
+
+/* Go's parseByteCount. */
+static bool parse_byte_count(const char *s, int64_t *out)
+{
+    size_t n = strlen(s);
+    static const struct {
+        const char *suffix;
+        int shift;
+    } units[] = {{"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}, {"B", 0}};
+    int shift = 0;
+    for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+        size_t k = strlen(units[u].suffix);
+        if (n >= k && strcmp(s + n - k, units[u].suffix) == 0) {
+            n -= k;
+            shift = units[u].shift;
+            break;
+        }
+    }
+    int64_t v;
+    if (!parse_int64(s, n, &v) || v < 0)
+        return false;
+    if (shift > 0 && v > (INT64_MAX >> shift))
+        return false;
+    *out = v << shift;
+    return true;
+}
+
+static void parse_godebug(const char *s)
+{
+    while (*s != '\0') {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        const char *eq = memchr(s, '=', len);
+        if (eq != NULL) {
+            size_t klen = (size_t)(eq - s);
+            int64_t v;
+            if (parse_int64(eq + 1, len - klen - 1, &v)) {
+                struct {
+                    const char *name;
+                    int *ip;
+                } keys[] = {
+                    {"gctrace", &gm_debugvars.gctrace},
+                    {"gcstoptheworld", &gm_debugvars.gcstoptheworld},
+                    {"gccheckmark", &gm_debugvars.gccheckmark},
+                    {"madvdontneed", &gm_debugvars.madvdontneed},
+                };
+                for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+                    if (strlen(keys[k].name) == klen &&
+                        memcmp(keys[k].name, s, klen) == 0)
+                        *keys[k].ip = (int)v;
+                if (klen == 14 && memcmp(s, "memprofilerate", 14) == 0)
+                    gm_debugvars.memprofilerate = v;
+            }
+        }
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+}
+
+void env_init(void)
+{
+    const char *gogc = getenv("GOGC");
+    if (gogc != NULL) {
+        int64_t v;
+        if (strcmp(gogc, "off") == 0)
+            gm_pacer.gcpercent = -1;
+        else if (parse_int64(gogc, strlen(gogc), &v) && v <= INT32_MAX)
+            gm_pacer.gcpercent = v < 0 ? -1 : (int)v;
+    }
+    const char *lim = getenv("GOMEMLIMIT");
+    if (lim != NULL && *lim != '\0' && strcmp(lim, "off") != 0) {
+        int64_t v;
+        if (!parse_byte_count(lim, &v))
+            gm_throw("malformed GOMEMLIMIT=%s; see `go doc "
+                     "runtime/debug.SetMemoryLimit`",
+                     lim);
+        gm_pacer.memory_limit = v;
+    }
+    const char *dbg = getenv("GODEBUG");
+    if (dbg != NULL)
+        parse_godebug(dbg);
+}

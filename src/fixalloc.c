@@ -1,0 +1,88 @@
+/*
+ * Off-heap metadata, as Go's fixalloc and persistentalloc: mspan records,
+ * span bitmaps and other fixed-size records come from free lists over
+ * 256 KiB chunks of OS memory. Nothing is returned to the OS, so a stale
+ * pointer to a record (e.g. from a conservative lookup) stays readable.
+ *
+ * Protection: all state here is under mheap.lock (the caller holds it).
+ */
+#include <string.h>
+
+#include "internal.h"
+
+enum { CHUNK = 256 << 10 };
+
+struct freenode {
+    struct freenode *next;
+};
+
+static char *chunk_next, *chunk_end;
+static struct freenode *free_spans;
+static struct freenode *free_bits[MAX_BITMAP_WORDS + 1];
+
+void *fixalloc_persistent(size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    if (size > CHUNK / 4) {
+        void *p = sys_alloc(size);
+        if (p == NULL)
+            gm_throw("out of memory allocating %zu bytes of metadata", size);
+        gm_mheap.other_sys += size;
+        return p;
+    }
+    if (chunk_next == NULL || (size_t)(chunk_end - chunk_next) < size) {
+        chunk_next = sys_alloc(CHUNK);
+        if (chunk_next == NULL)
+            gm_throw("out of memory allocating metadata");
+        chunk_end = chunk_next + CHUNK;
+        gm_mheap.gc_sys += CHUNK;
+    }
+    void *p = chunk_next;
+    chunk_next += size;
+    return p;
+}
+
+mspan *fixalloc_span(void)
+{
+    mspan *s;
+    if (free_spans != NULL) {
+        s = (mspan *)free_spans;
+        free_spans = free_spans->next;
+    } else {
+        s = fixalloc_persistent(sizeof(mspan));
+        gm_mheap.mspan_sys += sizeof(mspan);
+    }
+    memset(s, 0, sizeof *s);
+    gm_mheap.mspan_inuse += sizeof(mspan);
+    return s;
+}
+
+void fixalloc_free_span(mspan *s)
+{
+    store_release(&s->state, MSPAN_DEAD);
+    struct freenode *n = (struct freenode *)s;
+    n->next = free_spans;
+    free_spans = n;
+    gm_mheap.mspan_inuse -= sizeof(mspan);
+}
+
+/* Three bitmaps of `words` words each (alloc, mark, freed), zeroed. */
+uint64_t *fixalloc_bits(unsigned words)
+{
+    uint64_t *b;
+    if (free_bits[words] != NULL) {
+        b = (uint64_t *)free_bits[words];
+        free_bits[words] = free_bits[words]->next;
+    } else {
+        b = fixalloc_persistent(3 * words * sizeof(uint64_t));
+    }
+    memset(b, 0, 3 * words * sizeof(uint64_t));
+    return b;
+}
+
+void fixalloc_free_bits(uint64_t *b, unsigned words)
+{
+    struct freenode *n = (struct freenode *)b;
+    n->next = free_bits[words];
+    free_bits[words] = n;
+}

@@ -1,0 +1,94 @@
+/*
+ * Start-up and fork.
+ *
+ * gm_init runs once (from a constructor when the library loads, or from the
+ * first allocation): environment, heap, centrals, the thread registry and
+ * the suspend handler; the calling thread is registered.
+ *
+ * fork: the prepare handler takes every lock in the lock order, so the
+ * child inherits a consistent heap; the child re-initialises the locks and
+ * keeps only its own thread (see thread_fork_child).
+ */
+#include "internal.h"
+
+int gm_inited;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void gc_fork_prepare(void);
+void gc_fork_parent(void);
+void gc_fork_child(void);
+void thread_fork_prepare(void);
+void thread_fork_parent(void);
+void thread_fork_child(void);
+void roots_lock_all(void);
+void roots_unlock_all(void);
+void roots_fork_child(void);
+
+static gm_thread *fork_m;
+
+static void fork_prepare(void)
+{
+    gc_fork_prepare();
+    thread_fork_prepare();
+    fork_m = gm_self != NULL ? acquirem() : NULL;
+    roots_lock_all();
+    for (unsigned i = 0; i < NUM_CENTRALS; i++)
+        pthread_mutex_lock(&gm_mcentral[i].lock);
+    mheap_lock();
+}
+
+static void fork_parent(void)
+{
+    mheap_unlock();
+    for (unsigned i = NUM_CENTRALS; i-- > 0;)
+        pthread_mutex_unlock(&gm_mcentral[i].lock);
+    roots_unlock_all();
+    if (fork_m != NULL)
+        releasem(fork_m);
+    thread_fork_parent();
+    gc_fork_parent();
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&gm_mheap.lock, NULL);
+    for (unsigned i = 0; i < NUM_CENTRALS; i++)
+        pthread_mutex_init(&gm_mcentral[i].lock, NULL);
+    roots_fork_child();
+    thread_fork_child();
+    bgsweep_after_fork_child();
+    if (fork_m != NULL)
+        releasem(fork_m);
+    gc_fork_child();
+    bgsweep_start();
+}
+
+void gm_init_slow(void)
+{
+    pthread_mutex_lock(&init_lock);
+    if (gm_inited) {
+        pthread_mutex_unlock(&init_lock);
+        return;
+    }
+    gm_stat.start_nanotime = sys_nanotime();
+    env_init();
+    mheap_init();
+    central_init();
+    pacer_init();
+    thread_init();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    store_release(&gm_inited, 1);
+    pthread_mutex_unlock(&init_lock);
+    thread_register_self(false);
+    bgsweep_start();
+}
+
+void gm_init(void)
+{
+    ensure_init();
+}
+
+__attribute__((constructor)) static void gomem_constructor(void)
+{
+    ensure_init();
+}

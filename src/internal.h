@@ -1,0 +1,429 @@
+/*
+ * gomem internals: the shared types and the table of contents of the library.
+ * Each section names the file that defines its functions. Go's names are used
+ * for Go's concepts (mspan, mcache, mcentral, mheap, sweepgen, ...).
+ *
+ * Lock order (outermost first; a lock may only be taken while holding locks
+ * above it):
+ *   1. gc.lock          one collection at a time              (gc.c)
+ *   2. sched.lock       thread registry, stop/start the world (thread.c)
+ *   3. roots.lock       user root ranges                      (roots.c)
+ *   4. mcentral[i].lock span lists of one span class          (central.c)
+ *   5. mheap.lock       pages, arenas, metadata (fixalloc)    (pageheap.c)
+ *
+ * Stopping the world: a thread is only stopped outside the runtime. Every
+ * internal lock from 3 down is taken only between acquirem() and releasem();
+ * a suspend signal that arrives in between is deferred until releasem(). So
+ * when the world is stopped no mutator is half-way through an allocation and
+ * no lock 3-5 is held by a stopped thread: the collector may take them all.
+ * Locks 1 and 2 are taken outside acquirem(), so a thread waiting for them
+ * can be stopped.
+ */
+#ifndef GM_INTERNAL_H
+#define GM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gomem.h"
+#include "platform/platform.h"
+#include "sizeclasses.h"
+
+/* ---- Basics -------------------------------------------------------------- */
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define HIDDEN __attribute__((visibility("hidden")))
+
+enum {
+    PAGE_SHIFT = 13,
+    PAGE_SIZE = 1 << PAGE_SHIFT, /* runtime page, 8 KiB */
+    ARENA_SHIFT = 26,            /* 64 MiB arenas */
+    PAGES_PER_ARENA = 1 << (ARENA_SHIFT - PAGE_SHIFT),
+    ARENA_L2_BITS = 48 - ARENA_SHIFT,        /* 48-bit user addresses */
+    HEAP_CHUNK = 4 << 20,                    /* heap grows by >= 4 MiB */
+    NUM_SPAN_CLASSES = NUM_SIZE_CLASSES * 2, /* class<<1 | noscan */
+    TINY_SPAN_CLASS = NUM_SPAN_CLASSES,      /* tiny blocks: own central */
+    NUM_CENTRALS = NUM_SPAN_CLASSES + 1,
+    MAX_OBJS_PER_SPAN = 1024,
+    MAX_BITMAP_WORDS = MAX_OBJS_PER_SPAN / 64,
+    OBLET_BYTES = 128 << 10, /* large objects scanned in parts */
+};
+#define ARENA_BYTES ((uintptr_t)1 << ARENA_SHIFT)
+
+static inline uint8_t make_spanclass(unsigned sizeclass, bool noscan)
+{
+    return (uint8_t)(sizeclass << 1 | (noscan ? 1 : 0));
+}
+static inline unsigned spanclass_sizeclass(unsigned spc)
+{
+    return spc >> 1;
+}
+static inline bool spanclass_noscan(unsigned spc)
+{
+    return spc & 1;
+}
+
+/* Relaxed atomics for fields read by other threads but written by one. */
+#define load_relaxed(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define load_acquire(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define fetch_add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+
+/* ---- fatal.c ------------------------------------------------------------- */
+
+/* Prints "fatal error: gomem: <msg>" and aborts. printf-like; allocates
+ * nothing. */
+_Noreturn void gm_throw(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+/* printf to stderr without allocating (gctrace, diagnostics). */
+void gm_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- Spans (span.c) ------------------------------------------------------ */
+
+enum span_state {
+    MSPAN_DEAD = 0, /* record not in use */
+    MSPAN_FREE,     /* free pages in the page heap */
+    MSPAN_INUSE,    /* holds objects: small (one size class) or one large */
+};
+
+/*
+ * mspan: a run of pages. For in-use spans every page of the run maps to the
+ * span in its arena's spans[]; for free spans only the first and last page do.
+ *
+ * Objects: slot i is at base + i*elemsize. Slot i is allocated iff
+ * i < freeindex or allocbits[i] (allocbits are as of the last sweep; every
+ * free slot below freeindex has since been handed out). freedbits records
+ * gm_free'd objects until the next sweep reclaims them.
+ *
+ * sweepgen relative to mheap.sweepgen (h), as in Go:
+ *   h-2 needs sweeping; h-1 being swept; h swept;
+ *   h+1 cached before sweeping began (swept by its owner on uncache);
+ *   h+3 swept and cached.
+ *
+ * Protection: next/prev/list by the owning list's lock (mcentral or mheap);
+ * freeindex, alloccache, alloccount by the owner (the mcache that caches it,
+ * else the lock of its list or the sweeper that holds sweepgen h-1); other
+ * threads read freeindex relaxed. gcmarkbits are set with atomic OR. state and
+ * sweepgen are atomic. base, npages, elemsize, divmul, spanclass are fixed
+ * while in use.
+ */
+typedef struct mspan {
+    struct mspan *next, *prev;
+    uintptr_t base;
+    uintptr_t npages;
+    uintptr_t elemsize;
+    uintptr_t limit;     /* base + nelems*elemsize */
+    uint64_t alloccache; /* ~allocbits from freeindex, for ctz */
+    uint64_t *allocbits, *gcmarkbits, *freedbits;
+    uint32_t sweepgen;
+    uint32_t divmul;
+    uint16_t freeindex, nelems, alloccount;
+    uint16_t alloccount_at_cache; /* for counting mallocs at uncache */
+    uint8_t spanclass, state, needzero, tiny;
+    uint8_t scavenged; /* free span: its pages were returned to the OS */
+    uint8_t onlist;    /* which list holds it, for assertions (0: none) */
+} mspan;
+
+static inline uintptr_t span_objindex(const mspan *s, uintptr_t p)
+{
+    return (uintptr_t)(((uint64_t)(p - s->base) * s->divmul) >> 32);
+}
+static inline bool bit_test(const uint64_t *b, uintptr_t i)
+{
+    return (b[i / 64] >> (i % 64)) & 1;
+}
+static inline bool span_is_allocated(const mspan *s, uintptr_t i)
+{
+    return i < load_relaxed(&s->freeindex) || bit_test(s->allocbits, i);
+}
+static inline unsigned span_bitmap_words(unsigned nelems)
+{
+    return (nelems + 63) / 64;
+}
+
+void span_init_small(mspan *s, uint8_t spanclass, bool tiny);
+void span_init_large(mspan *s, uint8_t spanclass);
+/* Refill alloccache from allocbits at freeindex (rounded down to 64). */
+void span_refill_alloccache(mspan *s, uintptr_t whichbyte);
+/* Next free slot index >= freeindex, or nelems; advances freeindex. */
+uintptr_t span_next_free_index(mspan *s);
+
+/* Span lists (doubly linked, intrusive). */
+typedef struct spanlist {
+    mspan *first;
+} spanlist;
+void spanlist_push(spanlist *l, mspan *s, uint8_t tag);
+void spanlist_remove(spanlist *l, mspan *s);
+mspan *spanlist_pop(spanlist *l);
+
+/* ---- Arenas (arena.c) -----------------------------------------------------
+ */
+
+typedef struct heap_arena {
+    mspan *spans[PAGES_PER_ARENA]; /* page -> span (see mspan) */
+    uintptr_t base;
+    struct heap_arena *next;
+} heap_arena;
+
+/* arena_index[addr >> ARENA_SHIFT]; entries never go back to NULL. */
+extern heap_arena **gm_arena_index;
+extern uintptr_t gm_heap_lo, gm_heap_hi; /* bounds of all arenas (atomic) */
+
+static inline heap_arena *arena_of(uintptr_t p)
+{
+    return gm_arena_index[p >> ARENA_SHIFT];
+}
+/* The in-use span holding p, or NULL. Lock-free; safe while the world is
+ * stopped or for pointers the caller owns. */
+static inline mspan *span_of(uintptr_t p)
+{
+    if (p - load_relaxed(&gm_heap_lo) >=
+        load_relaxed(&gm_heap_hi) - load_relaxed(&gm_heap_lo))
+        return NULL;
+    heap_arena *a = arena_of(p);
+    if (a == NULL)
+        return NULL;
+    mspan *s = load_relaxed(&a->spans[(p >> PAGE_SHIFT) % PAGES_PER_ARENA]);
+    if (s == NULL || load_acquire(&s->state) != MSPAN_INUSE || p < s->base ||
+        p >= s->limit)
+        return NULL;
+    return s;
+}
+void arena_init(void);
+/* New address space for the page heap: [*base, *base+size), not yet mapped.
+ * Called with mheap.lock held. */
+bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size);
+void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
+                     mspan *value);
+heap_arena *arena_first(void);
+
+/* ---- Fixed-size metadata (fixalloc.c) -------------------------------------
+ */
+
+/* Off-heap records: mspans, bitmaps, thread records. Protected by
+ * mheap.lock; memory is never returned to the OS so records stay readable. */
+mspan *fixalloc_span(void);
+void fixalloc_free_span(mspan *s);
+uint64_t *fixalloc_bits(unsigned words);
+void fixalloc_free_bits(uint64_t *b, unsigned words);
+void *fixalloc_persistent(size_t size); /* never freed */
+
+/* ---- The page heap (pageheap.c) -------------------------------------------
+ */
+
+typedef struct mheap {
+    pthread_mutex_t lock;
+    uint32_t sweepgen;  /* += 2 per cycle, with the world stopped */
+    spanlist free[128]; /* free spans by npages (index npages, < 128) */
+    spanlist freelarge; /* free spans of >= 128 pages, address ordered */
+    /* statistics, under lock */
+    uint64_t pages_inuse, pages_free, pages_released, heap_sys;
+    uint64_t mspan_inuse, mspan_sys, gc_sys, other_sys;
+} mheap;
+extern mheap gm_mheap;
+
+void mheap_init(void);
+/* An in-use span of npages pages, or NULL when out of memory. The span's
+ * state is INUSE but its class fields are unset. */
+mspan *mheap_alloc(uintptr_t npages, bool *needzero);
+void mheap_free_span(mspan *s);
+/* Return every free page to the OS (gm_free_os_memory). */
+void mheap_scavenge_all(void);
+void mheap_lock(void);
+void mheap_unlock(void);
+
+/* ---- Central lists (central.c) --------------------------------------------
+ */
+
+typedef struct mcentral {
+    pthread_mutex_t lock;
+    uint8_t spanclass;
+    /* partial/full[sweepgen/2 % 2] hold swept spans, [1 - that] unswept */
+    spanlist partial[2], full[2];
+} __attribute__((aligned(64))) mcentral;
+extern mcentral gm_mcentral[NUM_CENTRALS];
+
+void central_init(void);
+mspan *central_cache_span(unsigned central);
+void central_uncache_span(mspan *s);
+/* Put a fresh large span, or a swept one, on its swept list. */
+void central_push_swept(unsigned central, mspan *s);
+unsigned span_central(const mspan *s);
+
+/* ---- Sweeping (sweep.c) ---------------------------------------------------
+ */
+
+/* Sweep one unswept span of any class: the pages it freed, -1 if none left. */
+long sweep_one(void);
+void sweep_reclaim(uintptr_t npages);
+void sweep_reset(void);
+bool sweep_done(void);
+void bgsweep_after_fork_child(void);
+/* Sweep a span whose sweepgen the caller moved to h-1. Returns false if the
+ * span was freed to the heap. preserve: keep it off the lists (caller uses
+ * it). */
+bool span_sweep(mspan *s, bool preserve);
+void sweep_all(void);
+void bgsweep_start(void);
+void bgsweep_wake(void);
+
+/* ---- Threads and the world (thread.c) -------------------------------------
+ */
+
+typedef struct mcache mcache;
+
+typedef struct gm_thread {
+    /* Owned by the thread; read by its own signal handler. */
+    volatile uint32_t locks;        /* acquirem depth: in the runtime */
+    volatile uint32_t stop_pending; /* suspend deferred to releasem */
+    mcache *cache;
+    /* Written by the thread while stopped, read by the collector. */
+    uintptr_t stack_lo, stack_hi, sp;
+    uintptr_t pthread;
+    long tid;
+    bool internal; /* a gomem thread: stack holds no user pointers */
+    struct gm_thread *next, *prev; /* sched.lock */
+} gm_thread;
+
+extern __thread gm_thread *gm_self __attribute__((tls_model("initial-exec")));
+
+gm_thread *thread_register_self(bool internal);
+void thread_unregister_self(void);
+void thread_init(void);
+/* Deferred suspension: see the header of this file. */
+void thread_suspend_self(void);
+static inline gm_thread *acquirem(void)
+{
+    gm_thread *t = gm_self;
+    t->locks++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return t;
+}
+static inline void releasem(gm_thread *t)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (--t->locks == 0 && unlikely(t->stop_pending))
+        thread_suspend_self();
+}
+/* Stop every registered thread but the caller; sched.lock held until
+ * start_the_world. */
+void stop_the_world(void);
+void start_the_world(void);
+/* Iterate threads; world stopped. */
+gm_thread *thread_first(void);
+int thread_count(void);
+
+/* ---- Per-thread cache (cache.c) -------------------------------------------
+ */
+
+struct mcache {
+    mspan *alloc[NUM_CENTRALS]; /* by span class; &gm_emptyspan if none */
+    uintptr_t tiny, tinyoffset;
+    uint64_t tinyallocs; /* flushed to gm_stat at release */
+    struct mcache *nextfree;
+};
+extern mspan gm_emptyspan;
+
+mcache *mcache_alloc(void);
+void mcache_free(mcache *c);
+mspan *mcache_refill(mcache *c, unsigned spc);
+/* Return every cached span to its central and flush counters. The owner
+ * must not be running (it is the caller, or stopped). */
+void mcache_release_all(mcache *c);
+
+/* ---- Allocation (malloc.c) ------------------------------------------------
+ */
+
+void *mallocgc(size_t size, bool noscan, bool can_fail);
+extern void *gm_zerobase;
+
+/* ---- Roots (roots.c) ------------------------------------------------------
+ */
+
+void roots_snapshot_data(void); /* before the world stops */
+void roots_scan(void);          /* world stopped */
+extern uint64_t gm_globals_scan_bytes, gm_stacks_scan_bytes;
+
+/* ---- Marking (mark.c) -----------------------------------------------------
+ */
+
+void mark_init(void);
+void scan_block(uintptr_t lo, uintptr_t hi);
+void mark_drain(void);
+extern uint64_t gm_heap_marked_bytes; /* this cycle */
+
+/* ---- The collector (gc.c) and pacer (pacer.c) -----------------------------
+ */
+
+enum { GC_TRIGGER_HEAP, GC_TRIGGER_FORCED };
+void gc_start(int trigger);
+void gc_init(void);
+extern uint64_t gm_heap_live; /* bytes in objects and cached spans (atomic) */
+
+typedef struct pacer {
+    int gcpercent; /* -1 = off */
+    int64_t memory_limit;
+    uint64_t heap_marked;               /* live after the last cycle */
+    uint64_t last_stacks, last_globals; /* scanned by the last cycle */
+    uint64_t heap_goal;
+    uint64_t trigger;
+    uint64_t heap_minimum;
+} pacer;
+extern pacer gm_pacer;
+void pacer_init(void);
+void pacer_commit(uint64_t heap_marked, uint64_t stacks, uint64_t globals);
+static inline bool gc_should_trigger(void)
+{
+    return gm_pacer.gcpercent >= 0 &&
+           load_relaxed(&gm_heap_live) >= load_relaxed(&gm_pacer.trigger);
+}
+
+/* ---- Environment (env.c) --------------------------------------------------
+ */
+
+typedef struct gm_debug {
+    int gctrace, gcstoptheworld, gccheckmark, madvdontneed;
+    int64_t memprofilerate;
+} gm_debug;
+extern gm_debug gm_debugvars;
+void env_init(void);
+
+/* ---- Statistics (stats.c) -------------------------------------------------
+ */
+
+typedef struct gm_stats {
+    /* atomic counters */
+    uint64_t nmalloc[NUM_SIZE_CLASSES], nfree[NUM_SIZE_CLASSES];
+    uint64_t large_alloc, large_nalloc, large_free, large_nfree;
+    uint64_t tinyallocs;
+    uint64_t mcache_inuse, mcache_sys;
+    /* under gc.lock */
+    uint64_t numgc, numforcedgc, last_gc, pause_total;
+    uint64_t pause_ns[256], pause_end[256];
+    int64_t gc_cpu_ns;
+    int64_t start_nanotime;
+} gm_stats;
+extern gm_stats gm_stat;
+void stats_flush_mcache(mcache *c);
+
+/* ---- Verification (verify.c) ----------------------------------------------
+ */
+
+void verify_heap_stopped(void);
+
+/* ---- Start-up (init.c) ----------------------------------------------------
+ */
+
+extern int gm_inited;
+void gm_init_slow(void);
+static inline void ensure_init(void)
+{
+    if (unlikely(!load_acquire(&gm_inited)))
+        gm_init_slow();
+}
+
+#endif

@@ -1,0 +1,321 @@
+/*
+ * Allocation (Go's mallocgc) and the rest of the allocation family.
+ *
+ * Paths, cheapest first:
+ *  - small (<= 32 KiB): size -> class -> the thread's cached span; the fast
+ *    path pops a slot with one ctz (next_free_fast) and takes no lock and no
+ *    atomic read-modify-write; an exhausted span is swapped at the central.
+ *  - tiny (noscan, < 16 B): carved from the thread's current 16-byte block.
+ *  - large (> 32 KiB): a span of its own from the page heap.
+ * All of it runs between acquirem and releasem, so a collection never sees a
+ * half-made allocation. A collection is started, if the pacer's trigger has
+ * been crossed, only after a refill or a large allocation, outside the
+ * runtime, as in Go.
+ *
+ * Memory is always zeroed: spans fresh from the OS are zero; a span that had
+ * objects freed (needzero) has each slot cleared as it is handed out.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The address of every zero-size allocation (Go's zerobase). */
+static uint64_t zerobase_word;
+void *gm_zerobase = &zerobase_word;
+
+/* Largest request we attempt: larger ones are out of memory at once. */
+#define MAX_ALLOC ((size_t)1 << 46)
+
+static inline uintptr_t next_free_fast(mspan *s)
+{
+    uint64_t cache = s->alloccache;
+    if (cache == 0)
+        return 0;
+    unsigned bit = (unsigned)__builtin_ctzll(cache);
+    unsigned result = s->freeindex + bit;
+    if (result < s->nelems) {
+        unsigned next = result + 1;
+        if (next % 64 == 0 && next != s->nelems)
+            return 0;
+        s->alloccache = cache >> (bit + 1);
+        store_relaxed(&s->freeindex, (uint16_t)next);
+        s->alloccount++;
+        return s->base + (uintptr_t)result * s->elemsize;
+    }
+    return 0;
+}
+
+/* Slow path: the next free slot, refilling the cache's span if needed. */
+static uintptr_t next_free(mcache *c, unsigned spc, bool *refilled)
+{
+    mspan *s = c->alloc[spc];
+    uintptr_t i = span_next_free_index(s);
+    if (i == s->nelems) {
+        s = mcache_refill(c, spc);
+        if (s == NULL)
+            return 0;
+        *refilled = true;
+        i = span_next_free_index(s);
+    }
+    s->alloccount++;
+    return s->base + i * s->elemsize;
+}
+
+static void *alloc_tiny(mcache *c, size_t size, bool *refilled)
+{
+    uintptr_t off = c->tinyoffset;
+    if ((size & 7) == 0)
+        off = (off + 7) & ~(uintptr_t)7;
+    else if ((size & 3) == 0)
+        off = (off + 3) & ~(uintptr_t)3;
+    else if ((size & 1) == 0)
+        off = (off + 1) & ~(uintptr_t)1;
+    if (off + size <= TINY_SIZE && c->tiny != 0) {
+        c->tinyoffset = off + size;
+        c->tinyallocs++;
+        return (void *)(c->tiny + off);
+    }
+    mspan *s = c->alloc[TINY_SPAN_CLASS];
+    uintptr_t v = next_free_fast(s);
+    if (v == 0) {
+        v = next_free(c, TINY_SPAN_CLASS, refilled);
+        if (v == 0)
+            return NULL;
+        s = c->alloc[TINY_SPAN_CLASS];
+    }
+    if (s->needzero) {
+        ((uint64_t *)v)[0] = 0;
+        ((uint64_t *)v)[1] = 0;
+    }
+    if (size < c->tinyoffset || c->tiny == 0) {
+        c->tiny = v;
+        c->tinyoffset = size;
+    }
+    return (void *)v;
+}
+
+static void *alloc_small(mcache *c, size_t size, bool noscan, bool *refilled)
+{
+    unsigned spc = make_spanclass(size_to_class(size), noscan);
+    mspan *s = c->alloc[spc];
+    uintptr_t v = next_free_fast(s);
+    if (unlikely(v == 0)) {
+        v = next_free(c, spc, refilled);
+        if (v == 0)
+            return NULL;
+        s = c->alloc[spc];
+    }
+    if (s->needzero)
+        memset((void *)v, 0, s->elemsize);
+    return (void *)v;
+}
+
+static void *alloc_large(size_t size, bool noscan)
+{
+    uintptr_t npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
+    sweep_reclaim(npages);
+    bool needzero;
+    mspan *s = mheap_alloc(npages, &needzero);
+    if (s == NULL)
+        return NULL;
+    span_init_large(s, make_spanclass(0, noscan));
+    store_release(&s->sweepgen, load_acquire(&gm_mheap.sweepgen));
+    if (needzero)
+        memset((void *)s->base, 0, s->elemsize);
+    fetch_add(&gm_stat.large_alloc, s->elemsize);
+    fetch_add(&gm_stat.large_nalloc, 1);
+    fetch_add(&gm_heap_live, s->elemsize);
+    central_push_swept(span_central(s), s);
+    return (void *)s->base;
+}
+
+static gm_thread *self_slow(void)
+{
+    ensure_init();
+    return thread_register_self(false);
+}
+
+static void *mallocgc_once(size_t size, bool noscan)
+{
+    gm_thread *t = gm_self;
+    if (unlikely(t == NULL))
+        t = self_slow();
+    t->locks++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    bool refilled = false;
+    void *v;
+    if (likely(size <= MAX_SMALL_SIZE)) {
+        if (noscan && size < TINY_SIZE)
+            v = alloc_tiny(t->cache, size, &refilled);
+        else
+            v = alloc_small(t->cache, size, noscan, &refilled);
+    } else {
+        v = alloc_large(size, noscan);
+        refilled = true;
+    }
+    releasem(t);
+    if (unlikely(refilled) && gc_should_trigger())
+        gc_start(GC_TRIGGER_HEAP);
+    return v;
+}
+
+void *mallocgc(size_t size, bool noscan, bool can_fail)
+{
+    if (unlikely(size == 0))
+        return gm_zerobase;
+    void *v = NULL;
+    if (likely(size < MAX_ALLOC)) {
+        v = mallocgc_once(size, noscan);
+        if (unlikely(v == NULL)) {
+            gm_free_os_memory(); /* a full collection, then retry */
+            v = mallocgc_once(size, noscan);
+        }
+    }
+    if (unlikely(v == NULL)) {
+        if (can_fail) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        gm_memstats ms;
+        gm_read_memstats(&ms);
+        gm_throw("out of memory allocating %zu bytes (memory limit %lld, "
+                 "heap_sys %llu, heap_alloc %llu)",
+                 size, (long long)gm_pacer.memory_limit,
+                 (unsigned long long)ms.heap_sys,
+                 (unsigned long long)ms.heap_alloc);
+    }
+    return v;
+}
+
+/* ---- The public allocation family -------------------------------------------
+ */
+
+void *gm_alloc(size_t size)
+{
+    return mallocgc(size, false, false);
+}
+void *gm_alloc_noscan(size_t size)
+{
+    return mallocgc(size, true, false);
+}
+void *gm_try_alloc(size_t size)
+{
+    return mallocgc(size, false, true);
+}
+
+void *gm_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total))
+        gm_throw("gm_calloc(%zu, %zu): size overflows", n, size);
+    return mallocgc(total, false, false);
+}
+
+char *gm_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = mallocgc(n, true, false);
+    memcpy(d, s, n);
+    return d;
+}
+
+void gm_keep_alive(const void *p)
+{
+    __asm__ volatile("" : : "r"(p) : "memory");
+}
+
+/* The object holding p: its span and slot, or NULL. Reads metadata that is
+ * never unmapped, so a stale pointer cannot fault. */
+static mspan *find_object(const void *p, uintptr_t *base)
+{
+    mspan *s = span_of((uintptr_t)p);
+    if (s == NULL)
+        return NULL;
+    uintptr_t i = span_objindex(s, (uintptr_t)p);
+    if (!span_is_allocated(s, i) || bit_test(s->freedbits, i))
+        return NULL;
+    *base = s->base + i * s->elemsize;
+    return s;
+}
+
+void *gm_base(const void *p)
+{
+    uintptr_t base;
+    return find_object(p, &base) ? (void *)base : NULL;
+}
+
+size_t gm_usable_size(const void *p)
+{
+    uintptr_t base;
+    mspan *s = find_object(p, &base);
+    if (s == NULL)
+        return 0;
+    return s->elemsize - ((uintptr_t)p - base);
+}
+
+void gm_free(void *p)
+{
+    if (p == NULL || p == gm_zerobase)
+        return;
+    ensure_init();
+    gm_thread *t = gm_self;
+    if (t == NULL)
+        t = self_slow();
+    t->locks++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    mspan *s = span_of((uintptr_t)p);
+    const char *why = NULL;
+    if (s == NULL) {
+        why = "not a gomem object";
+    } else {
+        uintptr_t i = span_objindex(s, (uintptr_t)p);
+        uintptr_t base = s->base + i * s->elemsize;
+        if (!span_is_allocated(s, i)) {
+            why = "not allocated";
+        } else if (s->tiny) {
+            /* A tiny object shares its block: a no-op, as in Go. */
+        } else if ((uintptr_t)p != base) {
+            why = "interior pointer";
+        } else {
+            uint64_t bit = (uint64_t)1 << (i % 64);
+            uint64_t old =
+                __atomic_fetch_or(&s->freedbits[i / 64], bit, __ATOMIC_RELAXED);
+            if (old & bit)
+                why = "already freed";
+        }
+    }
+    releasem(t);
+    if (why != NULL)
+        gm_throw("gm_free of invalid pointer %p (%s)", p, why);
+}
+
+void *gm_realloc(void *p, size_t size)
+{
+    if (p == NULL || p == gm_zerobase)
+        return gm_alloc(size);
+    uintptr_t base;
+    mspan *s = find_object(p, &base);
+    if (s == NULL || (!s->tiny && (uintptr_t)p != base))
+        gm_throw("gm_realloc of invalid pointer %p", p);
+    if (size == 0) {
+        gm_free(p);
+        return gm_zerobase;
+    }
+    size_t old = s->elemsize - ((uintptr_t)p - base);
+    if (s->tiny) {
+        /* tiny objects have no recorded size: keep what fits the block */
+        old = old < TINY_SIZE ? old : TINY_SIZE;
+    }
+    if (size <= old && !s->tiny && size > old / 2) {
+        /* shrink in place; what lies past the new end must read as zero if
+         * the object grows again */
+        memset((char *)p + size, 0, old - size);
+        return p;
+    }
+    void *q = mallocgc(size, spanclass_noscan(s->spanclass), false);
+    memcpy(q, p, size < old ? size : old);
+    if (!s->tiny)
+        gm_free(p);
+    return q;
+}

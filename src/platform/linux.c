@@ -1,0 +1,283 @@
+/*
+ * Linux implementation of platform.h: mmap-based memory, clocks, futexes,
+ * thread stacks, data segments via dl_iterate_phdr, and the suspend signal.
+ * The only file with OS headers and OS-specific code.
+ */
+#include "platform.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- Memory ----------------------------------------------------------------
+ */
+
+void *sys_reserve(void *hint, size_t size, size_t align)
+{
+    void *p = mmap(hint, size, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (((uintptr_t)p & (align - 1)) == 0)
+        return p;
+    munmap(p, size);
+    /* Over-reserve and trim to get the alignment. */
+    size_t big = size + align;
+    p = mmap(NULL, big, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+             -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uintptr_t start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+    if (start > (uintptr_t)p)
+        munmap(p, start - (uintptr_t)p);
+    uintptr_t end = (uintptr_t)p + big;
+    if (end > start + size)
+        munmap((void *)(start + size), end - (start + size));
+    return (void *)start;
+}
+
+bool sys_map(void *p, size_t size)
+{
+    return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
+
+void sys_release(void *p, size_t size, bool dontneed)
+{
+    if (!dontneed && madvise(p, size, MADV_FREE) == 0)
+        return;
+    madvise(p, size, MADV_DONTNEED);
+}
+
+void *sys_alloc(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void sys_free(void *p, size_t size)
+{
+    munmap(p, size);
+}
+
+/* ---- Time, CPUs, output
+ * ------------------------------------------------------ */
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+int64_t sys_nanotime(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
+}
+int64_t sys_walltime(void)
+{
+    return clock_ns(CLOCK_REALTIME);
+}
+int64_t sys_process_cputime(void)
+{
+    return clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+int sys_ncpu(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+void sys_write_err(const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(2, s, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+_Noreturn void sys_abort(void)
+{
+    abort();
+}
+
+/* ---- Futexes
+ * ----------------------------------------------------------------- */
+
+void sys_futex_wait(uint32_t *addr, uint32_t val)
+{
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+void sys_futex_wake(uint32_t *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* ---- Threads
+ * ----------------------------------------------------------------- */
+
+/* The signal that stops threads for a collection: SIGPWR, as Boehm GC uses,
+ * or GOMEM_SUSPEND_SIGNAL=N for programs that need SIGPWR themselves. */
+static int suspend_signal = SIGPWR;
+static void (*suspend_handler)(void);
+
+void sys_thread_stack(uintptr_t *lo, uintptr_t *hi)
+{
+    pthread_attr_t attr;
+    void *addr = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &addr, &size);
+        pthread_attr_destroy(&attr);
+    }
+    if (addr == NULL) {
+        /* Unknown: scan from here up a conservative 1 MiB. */
+        uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+        *lo = here - (64 << 10);
+        *hi = here + (1 << 20);
+        return;
+    }
+    *lo = (uintptr_t)addr;
+    *hi = (uintptr_t)addr + size;
+}
+
+long sys_gettid(void)
+{
+    return (long)syscall(SYS_gettid);
+}
+
+uintptr_t sys_thread_self(void)
+{
+    return (uintptr_t)pthread_self();
+}
+
+int sys_signal_thread(uintptr_t thread)
+{
+    return pthread_kill((pthread_t)thread, suspend_signal);
+}
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *,
+                                 void *(*)(void *), void *);
+
+pthread_create_fn sys_real_pthread_create(void);
+pthread_create_fn sys_real_pthread_create(void)
+{
+    static pthread_create_fn real;
+    pthread_create_fn f = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
+    if (f == NULL) {
+        f = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+        if (f == NULL)
+            f = (pthread_create_fn)dlsym(RTLD_DEFAULT, "pthread_create");
+        __atomic_store_n(&real, f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
+
+int sys_thread_create(uintptr_t *thread, void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 << 10);
+    /* Internal threads take no suspend-unrelated signals. */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigdelset(&all, suspend_signal);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = sys_real_pthread_create()(&t, &attr, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (r == 0 && thread != NULL)
+        *thread = (uintptr_t)t;
+    return r;
+}
+
+/* ---- Suspend signal
+ * ---------------------------------------------------------- */
+
+static void on_suspend_signal(int sig, siginfo_t *info, void *uctx)
+{
+    (void)sig;
+    (void)info;
+    (void)uctx; /* the interrupted registers live in *uctx, on this stack */
+    int saved = errno;
+    suspend_handler();
+    errno = saved;
+}
+
+void sys_install_suspend_handler(void (*handler)(void))
+{
+    const char *env = getenv("GOMEM_SUSPEND_SIGNAL");
+    if (env != NULL && *env != '\0') {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (*end != '\0' || n <= 0 || n >= NSIG) {
+            static const char msg[] =
+                "fatal error: gomem: malformed GOMEM_SUSPEND_SIGNAL\n";
+            sys_write_err(msg, sizeof msg - 1);
+            abort();
+        }
+        suspend_signal = (int)n;
+    }
+    suspend_handler = handler;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_suspend_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    sigaction(suspend_signal, &sa, NULL);
+}
+
+/* ---- Data segments
+ * ----------------------------------------------------------- */
+
+struct seg_iter {
+    void (*fn)(uintptr_t lo, uintptr_t hi, void *arg);
+    void *arg;
+    uint64_t counter;
+};
+
+static int phdr_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    struct seg_iter *it = data;
+    if (size >=
+        offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+        it->counter = (uint64_t)info->dlpi_adds * 1000003u + info->dlpi_subs;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        uintptr_t hi = lo + ph->p_memsz;
+        it->fn(lo, hi, it->arg);
+    }
+    return 0;
+}
+
+uint64_t sys_data_segments(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                           void *arg)
+{
+    struct seg_iter it = {fn, arg, 0};
+    dl_iterate_phdr(phdr_cb, &it);
+    return it.counter;
+}

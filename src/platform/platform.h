@@ -1,0 +1,63 @@
+/*
+ * The operating-system layer: the only interface through which the rest of
+ * gomem reaches the OS. Implemented for Linux in linux.c; no other file
+ * includes OS headers beyond libc and pthreads, or tests OS macros.
+ *
+ * Memory follows Go's states: reserved (address space, no access) ->
+ * ready (read/write, backed on demand, zero when first touched).
+ */
+#ifndef GM_PLATFORM_H
+#define GM_PLATFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reserve size bytes of address space aligned to align (a power of two),
+ * preferring hint; NULL on failure. No access until sys_map. */
+void *sys_reserve(void *hint, size_t size, size_t align);
+/* Make [p, p+size) of a reservation readable and writable; false on
+ * failure. */
+bool sys_map(void *p, size_t size);
+/* Return [p, p+size) to the OS; it stays mapped and reads as zero again
+ * (MADV_DONTNEED) or may keep old contents until reclaimed (MADV_FREE). */
+void sys_release(void *p, size_t size, bool dontneed);
+/* Anonymous read/write memory for metadata, zeroed; NULL on failure. */
+void *sys_alloc(size_t size);
+void sys_free(void *p, size_t size);
+
+/* Monotonic and wall clocks, in nanoseconds. */
+int64_t sys_nanotime(void);
+int64_t sys_walltime(void);
+/* CPU time used by the whole process, in nanoseconds. */
+int64_t sys_process_cputime(void);
+int sys_ncpu(void);
+
+/* Write to stderr without allocating (async-signal-safe). */
+void sys_write_err(const char *s, size_t n);
+_Noreturn void sys_abort(void);
+
+/* Futex-style waiting on a 32-bit word. */
+void sys_futex_wait(uint32_t *addr, uint32_t val);
+void sys_futex_wake(uint32_t *addr);
+
+/* The calling thread's stack: [*lo, *hi). */
+void sys_thread_stack(uintptr_t *lo, uintptr_t *hi);
+long sys_gettid(void);
+
+/* Calls fn for each writable data segment of every loaded object (the
+ * program, shared objects, dlopen'ed ones). Takes the loader's lock: never
+ * call it with the world stopped. Returns a counter that changes whenever
+ * objects are loaded or unloaded. */
+uint64_t sys_data_segments(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                           void *arg);
+
+/* Thread suspension by signal. install: the handler calls handler(ctx) with
+ * the interrupted context already spilled onto the stack. */
+void sys_install_suspend_handler(void (*handler)(void));
+int sys_signal_thread(uintptr_t thread); /* 0 on success */
+uintptr_t sys_thread_self(void);
+/* The real pthread_create, for the interposed one and internal threads. */
+int sys_thread_create(uintptr_t *thread, void *(*fn)(void *), void *arg);
+
+#endif

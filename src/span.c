@@ -1,0 +1,123 @@
+/*
+ * Spans: a run of pages holding objects of one size class (or one large
+ * object), with Go's allocation bitmap scheme. See mspan in internal.h for
+ * the invariants.
+ *
+ * The allocator finds free slots with alloccache, the complement of the 64
+ * allocbits starting at freeindex rounded down to 64, so one ctz finds the
+ * next free slot (Go's nextFreeFast).
+ */
+#include "internal.h"
+
+static void span_init_bits(mspan *s)
+{
+    unsigned w = span_bitmap_words(s->nelems);
+    mheap_lock();
+    uint64_t *b = fixalloc_bits(w);
+    mheap_unlock();
+    s->allocbits = b;
+    s->gcmarkbits = b + w;
+    s->freedbits = b + 2 * w;
+}
+
+void span_init_small(mspan *s, uint8_t spanclass, bool tiny)
+{
+    unsigned cls = spanclass_sizeclass(spanclass);
+    s->spanclass = spanclass;
+    s->tiny = tiny;
+    s->elemsize = gm_class_to_size[cls];
+    s->nelems = (uint16_t)(s->npages * PAGE_SIZE / s->elemsize);
+    s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
+    s->divmul = gm_class_to_divmagic[cls];
+    s->freeindex = 0;
+    s->alloccount = 0;
+    span_init_bits(s);
+    s->alloccache = ~(uint64_t)0;
+}
+
+void span_init_large(mspan *s, uint8_t spanclass)
+{
+    s->spanclass = spanclass;
+    s->tiny = 0;
+    s->elemsize = s->npages * PAGE_SIZE;
+    s->nelems = 1;
+    s->limit = s->base + s->elemsize;
+    s->divmul = 0;
+    s->freeindex = 1;
+    s->alloccount = 1;
+    span_init_bits(s);
+    s->alloccache = 0;
+}
+
+void span_refill_alloccache(mspan *s, uintptr_t whichbyte)
+{
+    uintptr_t word = whichbyte / 8;
+    uint64_t bits =
+        word < span_bitmap_words(s->nelems) ? s->allocbits[word] : ~(uint64_t)0;
+    s->alloccache = ~bits;
+}
+
+uintptr_t span_next_free_index(mspan *s)
+{
+    uintptr_t sfi = s->freeindex;
+    uintptr_t n = s->nelems;
+    if (sfi == n)
+        return n;
+    uint64_t cache = s->alloccache;
+    int bit = cache ? __builtin_ctzll(cache) : 64;
+    while (bit == 64) {
+        /* move to the next 64-slot word */
+        sfi = (sfi + 64) & ~(uintptr_t)63;
+        if (sfi >= n) {
+            store_relaxed(&s->freeindex, (uint16_t)n);
+            return n;
+        }
+        span_refill_alloccache(s, sfi / 8);
+        cache = s->alloccache;
+        bit = cache ? __builtin_ctzll(cache) : 64;
+    }
+    uintptr_t result = sfi + (uintptr_t)bit;
+    if (result >= n) {
+        store_relaxed(&s->freeindex, (uint16_t)n);
+        return n;
+    }
+    s->alloccache = (bit == 63) ? 0 : cache >> (bit + 1);
+    sfi = result + 1;
+    if (sfi % 64 == 0 && sfi != n)
+        span_refill_alloccache(s, sfi / 8);
+    store_relaxed(&s->freeindex, (uint16_t)sfi);
+    return result;
+}
+
+/* ---- Span lists ------------------------------------------------------------
+ */
+
+void spanlist_push(spanlist *l, mspan *s, uint8_t tag)
+{
+    s->prev = NULL;
+    s->next = l->first;
+    if (l->first != NULL)
+        l->first->prev = s;
+    l->first = s;
+    s->onlist = tag;
+}
+
+void spanlist_remove(spanlist *l, mspan *s)
+{
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        l->first = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->onlist = 0;
+}
+
+mspan *spanlist_pop(spanlist *l)
+{
+    mspan *s = l->first;
+    if (s != NULL)
+        spanlist_remove(l, s);
+    return s;
+}

@@ -1,0 +1,191 @@
+/*
+ * Sweeping (Go's mgcsweep): after mark termination every in-use span is
+ * unswept (sweepgen h-2). A span is swept by whoever takes it off an unswept
+ * list: lazily by an allocating thread that needs a span of its class
+ * (central_cache_span), by an allocation that needs pages (sweep_reclaim,
+ * Go's reclaim), by the background sweeper, and to completion before the next
+ * cycle starts (sweep_all).
+ *
+ * Sweeping a span: new allocbits = gcmarkbits & ~freedbits, marks cleared,
+ * freeindex reset; a span left with no objects goes back to the page heap.
+ * Frees are counted here, per size class.
+ *
+ * Protection: sweep_cursor and the "done" state are atomic. Once the cursor
+ * has passed a central, no unswept span can appear there until the next
+ * cycle (new and cached spans are swept), so the cursor never moves back.
+ */
+#include <sched.h>
+#include <string.h>
+
+#include "internal.h"
+
+static uint32_t sweep_cursor; /* next central to look at (atomic) */
+static uint32_t sweep_active; /* sweeps in progress (atomic) */
+
+void sweep_reset(void)
+{
+    store_release(&sweep_cursor, 0);
+}
+
+bool span_sweep(mspan *s, bool preserve)
+{
+    uint32_t sg = load_acquire(&gm_mheap.sweepgen);
+    unsigned w = span_bitmap_words(s->nelems);
+    unsigned live = 0;
+    for (unsigned i = 0; i < w; i++) {
+        uint64_t m = s->gcmarkbits[i] & ~s->freedbits[i];
+        s->gcmarkbits[i] = m;
+        s->freedbits[i] = 0;
+        live += (unsigned)__builtin_popcountll(m);
+    }
+    unsigned freed = s->alloccount - live;
+    /* The marks become the allocation bits; the old bits, cleared, become
+     * the next cycle's marks. */
+    uint64_t *old = s->allocbits;
+    s->allocbits = s->gcmarkbits;
+    memset(old, 0, w * sizeof(uint64_t));
+    s->gcmarkbits = old;
+    s->alloccount = (uint16_t)live;
+    store_relaxed(&s->freeindex, 0);
+    span_refill_alloccache(s, 0);
+    if (freed > 0)
+        s->needzero = 1;
+
+    unsigned cls = spanclass_sizeclass(s->spanclass);
+    if (cls == 0) {
+        if (freed > 0) {
+            fetch_add(&gm_stat.large_free, s->elemsize);
+            fetch_add(&gm_stat.large_nfree, 1);
+        }
+    } else if (freed > 0) {
+        fetch_add(&gm_stat.nfree[cls], freed);
+    }
+    store_release(&s->sweepgen, sg);
+    if (live == 0 && !preserve) {
+        mheap_free_span(s);
+        return false;
+    }
+    if (!preserve)
+        central_push_swept(span_central(s), s);
+    return true;
+}
+
+/* Sweep one span; returns the pages it freed, or -1 when none is left. */
+long sweep_one(void)
+{
+    uint32_t sg = load_acquire(&gm_mheap.sweepgen);
+    unsigned un = 1 - (sg / 2) % 2;
+    fetch_add(&sweep_active, 1);
+    for (;;) {
+        uint32_t i = load_acquire(&sweep_cursor);
+        if (i >= NUM_CENTRALS) {
+            __atomic_fetch_sub(&sweep_active, 1, __ATOMIC_RELEASE);
+            return -1;
+        }
+        mcentral *c = &gm_mcentral[i];
+        pthread_mutex_lock(&c->lock);
+        mspan *s = spanlist_pop(&c->partial[un]);
+        if (s == NULL)
+            s = spanlist_pop(&c->full[un]);
+        pthread_mutex_unlock(&c->lock);
+        if (s == NULL) {
+            __atomic_compare_exchange_n(&sweep_cursor, &i, i + 1, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+            continue;
+        }
+        store_release(&s->sweepgen, sg - 1);
+        uintptr_t npages = s->npages;
+        long r = span_sweep(s, false) ? 0 : (long)npages;
+        __atomic_fetch_sub(&sweep_active, 1, __ATOMIC_RELEASE);
+        return r;
+    }
+}
+
+bool sweep_done(void)
+{
+    return load_acquire(&sweep_cursor) >= NUM_CENTRALS &&
+           load_acquire(&sweep_active) == 0;
+}
+
+/* Sweep until npages pages went back to the heap (Go's mheap.reclaim), so
+ * the heap does not grow while dead spans wait to be swept. Caller is in
+ * the runtime (acquirem). */
+void sweep_reclaim(uintptr_t npages)
+{
+    uintptr_t got = 0;
+    while (got < npages) {
+        long r = sweep_one();
+        if (r < 0)
+            break;
+        got += (uintptr_t)r;
+    }
+}
+
+/* Finish this cycle's sweeping. Called outside the runtime: each span is
+ * swept inside its own acquirem, so the world can stop in between. */
+void sweep_all(void)
+{
+    for (;;) {
+        gm_thread *m = acquirem();
+        long r = sweep_one();
+        releasem(m);
+        if (r < 0)
+            break;
+    }
+}
+
+/* ---- Background sweeper -----------------------------------------------------
+ */
+
+static pthread_mutex_t bg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t bg_cond = PTHREAD_COND_INITIALIZER;
+static uint32_t bg_work, bg_started;
+
+static void *bgsweep(void *arg)
+{
+    (void)arg;
+    thread_register_self(true);
+    for (;;) {
+        pthread_mutex_lock(&bg_lock);
+        while (!bg_work)
+            pthread_cond_wait(&bg_cond, &bg_lock);
+        bg_work = 0;
+        pthread_mutex_unlock(&bg_lock);
+        /* Batches of spans; yield between them like Go's bgsweep. */
+        for (int n = 1;; n++) {
+            gm_thread *m = acquirem();
+            long r = sweep_one();
+            releasem(m);
+            if (r < 0)
+                break;
+            if (n % 10 == 0)
+                sched_yield();
+        }
+    }
+    return NULL;
+}
+
+void bgsweep_start(void)
+{
+    if (__atomic_exchange_n(&bg_started, 1, __ATOMIC_ACQ_REL))
+        return;
+    if (sys_thread_create(NULL, bgsweep, NULL) != 0)
+        store_release(&bg_started, 0);
+}
+
+void bgsweep_wake(void)
+{
+    pthread_mutex_lock(&bg_lock);
+    bg_work = 1;
+    pthread_cond_signal(&bg_cond);
+    pthread_mutex_unlock(&bg_lock);
+}
+
+/* In a forked child the sweeper thread is gone. */
+void bgsweep_after_fork_child(void)
+{
+    pthread_mutex_init(&bg_lock, NULL);
+    pthread_cond_init(&bg_cond, NULL);
+    bg_work = 0;
+    bg_started = 0;
+}

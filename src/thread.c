@@ -1,0 +1,284 @@
+/*
+ * The thread registry and stopping the world.
+ *
+ * Every thread that may hold heap pointers is registered: threads made with
+ * pthread_create (interposed here, so the library sees every new thread),
+ * threads that allocate (registered on first use), and gm_register_thread.
+ * A registered thread's stack, from its stopped stack pointer up, and its
+ * registers are roots. Threads unregister at exit through a pthread key
+ * destructor, which also runs on pthread_exit and cancellation.
+ *
+ * Stopping the world: the collector holds sched.lock, sends the suspend
+ * signal to every other registered thread and waits until each has
+ * acknowledged. The handler spills registers onto the stack, records the
+ * stack pointer, acknowledges and sleeps on a futex until the world starts.
+ * A thread inside the runtime (locks > 0) only notes stop_pending; it stops
+ * itself in releasem, so no thread is ever stopped half-way through an
+ * allocation or while holding an internal lock (see internal.h).
+ *
+ * Protection: the thread list and nthreads under sched.lock; stw_acks and
+ * stw_epoch are atomic futex words; gm_thread.locks/stop_pending belong to
+ * their thread (and its signal handler: signal fences order them).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+__thread gm_thread *gm_self __attribute__((tls_model("initial-exec")));
+
+static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
+static gm_thread *allthreads;
+static int nthreads;
+static pthread_key_t exit_key;
+
+static uint32_t stw_active; /* a stop is in progress (atomic) */
+static uint32_t stw_acks;   /* threads stopped so far (futex word) */
+static uint32_t stw_epoch;  /* bumped to restart the world (futex word) */
+
+gm_thread *thread_first(void)
+{
+    return allthreads;
+}
+int thread_count(void)
+{
+    return nthreads;
+}
+
+/* Runs where the stopped thread is: records where its stack ends (below
+ * the registers that thread_suspend_self or the signal frame spilled),
+ * acknowledges and waits. */
+static __attribute__((noinline)) void suspend_wait(gm_thread *t)
+{
+    uint32_t epoch = load_acquire(&stw_epoch);
+    t->sp = (uintptr_t)__builtin_frame_address(0);
+    __atomic_fetch_add(&stw_acks, 1, __ATOMIC_RELEASE);
+    sys_futex_wake(&stw_acks);
+    while (load_acquire(&stw_epoch) == epoch)
+        sys_futex_wait(&stw_epoch, epoch);
+}
+
+void thread_suspend_self(void)
+{
+    __builtin_unwind_init(); /* callee-saved registers onto this frame */
+    gm_thread *t = gm_self;
+    t->stop_pending = 0;
+    suspend_wait(t);
+}
+
+static void on_suspend(void)
+{
+    gm_thread *t = gm_self;
+    if (t == NULL || !load_acquire(&stw_active))
+        return;
+    if (t->locks > 0) {
+        t->stop_pending = 1;
+        return;
+    }
+    /* The interrupted registers are in the signal frame, above us. */
+    suspend_wait(t);
+}
+
+void stop_the_world(void)
+{
+    pthread_mutex_lock(&sched_lock);
+    gm_thread *me = gm_self;
+    store_relaxed(&stw_acks, 0);
+    __atomic_store_n(&stw_active, 1, __ATOMIC_SEQ_CST);
+    uint32_t want = 0;
+    for (gm_thread *t = allthreads; t != NULL; t = t->next) {
+        if (t == me)
+            continue;
+        if (sys_signal_thread(t->pthread) == 0)
+            want++;
+        else
+            t->sp = t->stack_hi; /* gone without unregistering: no roots */
+    }
+    for (;;) {
+        uint32_t n = load_acquire(&stw_acks);
+        if (n >= want)
+            break;
+        sys_futex_wait(&stw_acks, n);
+    }
+}
+
+void start_the_world(void)
+{
+    __atomic_store_n(&stw_active, 0, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&stw_epoch, 1, __ATOMIC_RELEASE);
+    sys_futex_wake(&stw_epoch);
+    pthread_mutex_unlock(&sched_lock);
+}
+
+static void on_thread_exit(void *arg)
+{
+    (void)arg;
+    thread_unregister_self();
+}
+
+gm_thread *thread_register_self(bool internal)
+{
+    gm_thread *t = gm_self;
+    if (t != NULL)
+        return t;
+    t = calloc(1, sizeof *t);
+    if (t == NULL)
+        gm_throw("out of memory registering a thread");
+    sys_thread_stack(&t->stack_lo, &t->stack_hi);
+    t->pthread = sys_thread_self();
+    t->tid = sys_gettid();
+    t->internal = internal;
+    t->cache = mcache_alloc();
+    pthread_mutex_lock(&sched_lock);
+    t->next = allthreads;
+    if (allthreads != NULL)
+        allthreads->prev = t;
+    allthreads = t;
+    nthreads++;
+    gm_self = t;
+    pthread_mutex_unlock(&sched_lock);
+    pthread_setspecific(exit_key, t);
+    return t;
+}
+
+void thread_unregister_self(void)
+{
+    gm_thread *t = gm_self;
+    if (t == NULL)
+        return;
+    acquirem();
+    mcache_release_all(t->cache);
+    releasem(t);
+    pthread_mutex_lock(&sched_lock);
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        allthreads = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    nthreads--;
+    gm_self = NULL;
+    pthread_mutex_unlock(&sched_lock);
+    pthread_setspecific(exit_key, NULL);
+    mcache_free(t->cache);
+    free(t);
+}
+
+int gm_register_thread(void)
+{
+    ensure_init();
+    thread_register_self(false);
+    return 0;
+}
+
+int gm_unregister_thread(void)
+{
+    if (gm_self == NULL)
+        return -1;
+    thread_unregister_self();
+    return 0;
+}
+
+/* ---- pthread_create interposition -------------------------------------------
+ */
+
+/* The start routine and argument travel in a gomem object kept on a list in
+ * this file's data (a root) until the new thread is registered, so the
+ * argument stays alive even if the creator drops it at once. */
+struct start_args {
+    void *(*fn)(void *);
+    void *arg;
+    struct start_args *next;
+};
+static struct start_args *pending_starts;
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *thread_start(void *p)
+{
+    struct start_args *a = p;
+    thread_register_self(false);
+    void *(*fn)(void *) = a->fn;
+    void *arg = a->arg;
+    pthread_mutex_lock(&pending_lock);
+    for (struct start_args **pp = &pending_starts; *pp != NULL;
+         pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    pthread_mutex_unlock(&pending_lock);
+    return fn(arg);
+}
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *,
+                                 void *(*)(void *), void *);
+pthread_create_fn sys_real_pthread_create(void);
+
+/* The one exported name outside gm_: programs' threads are registered
+ * without any change to their code. */
+__attribute__((visibility("default"))) int
+pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+               void *(*fn)(void *), void *arg)
+{
+    pthread_create_fn real = sys_real_pthread_create();
+    if (real == NULL)
+        gm_throw("cannot find the system's pthread_create");
+    if (!load_acquire(&gm_inited))
+        return real(thread, attr, fn, arg);
+    if (gm_self == NULL)
+        thread_register_self(false);
+    struct start_args *a = gm_alloc(sizeof *a);
+    a->fn = fn;
+    a->arg = arg;
+    pthread_mutex_lock(&pending_lock);
+    a->next = pending_starts;
+    pending_starts = a;
+    pthread_mutex_unlock(&pending_lock);
+    return real(thread, attr, thread_start, a);
+}
+
+/* ---- fork
+ * ----------------------------------------------------------------------- */
+
+void thread_fork_prepare(void)
+{
+    pthread_mutex_lock(&sched_lock);
+}
+void thread_fork_parent(void)
+{
+    pthread_mutex_unlock(&sched_lock);
+}
+
+/* Only the forking thread exists in the child: the others' caches go back
+ * to the centrals (all locks are held by us, reinitialised by the caller
+ * afterwards) and their records are dropped. */
+void thread_fork_child(void)
+{
+    gm_thread *me = gm_self;
+    gm_thread *t = allthreads;
+    while (t != NULL) {
+        gm_thread *next = t->next;
+        if (t != me) {
+            mcache_release_all(t->cache);
+            free(t);
+        }
+        t = next;
+    }
+    allthreads = me;
+    nthreads = me != NULL ? 1 : 0;
+    if (me != NULL) {
+        me->next = me->prev = NULL;
+        me->pthread = sys_thread_self();
+        me->tid = sys_gettid();
+    }
+    pthread_mutex_init(&sched_lock, NULL);
+    pthread_mutex_init(&pending_lock, NULL);
+    pending_starts = NULL;
+    stw_active = 0;
+}
+
+void thread_init(void)
+{
+    pthread_key_create(&exit_key, on_thread_exit);
+    sys_install_suspend_handler(on_suspend);
+}
