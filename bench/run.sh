@@ -37,6 +37,7 @@
 # GODEBUG are passed through to gomem and Go alike and printed.
 set -euo pipefail
 
+cmdline="bench/run.sh $*"
 BENCH=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
 OUTBASE=$BENCH/out
@@ -222,11 +223,15 @@ results=$out/results.tsv
 {
     echo "# bench/run.sh $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -n)," \
         "$(nproc) cores; reps=$reps; variants=${VARIANTS[*]}"
+    echo "# command: $cmdline"
     echo "# GOGC=${GOGC:-} GOMEMLIMIT=${GOMEMLIMIT:-} GODEBUG=${GODEBUG:-}" \
-        "gomem=$gomem_build ($gomem_link)"
+        "gomem=$gomem_build ($gomem_link, commit $(git -C "$ROOT" \
+        rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" \
+        status --porcelain -- src include CMakeLists.txt 2>/dev/null |
+            grep -q . && echo ', src/ modified'))"
     printf '# bench\tconfig\tvariant\trep\tstatus\twall_s\trss_kib\tmetrics\n'
 } >"$results"
-head -n 2 "$results"
+head -n 3 "$results"
 nruns=$((reps * ${#JOBS[@]} * ${#VARIANTS[@]}))
 echo "run.sh: $nruns runs: ${#JOBS[@]} configurations x" \
     "${#VARIANTS[@]} variants x $reps reps -> $out"

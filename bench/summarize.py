@@ -239,6 +239,11 @@ def main(argv):
         base = argv[argv.index("--baseline") + 1]
     runs = load(argv[1])
     groups = group(runs)
+    with open(argv[1]) as f:
+        for line in f:
+            if line.startswith("# ") and "\t" not in line:
+                print(line[2:].rstrip() + "  ")
+    print()
     for bench in BENCH_ORDER:
         if bench == "allocbench":
             alloc_tables(groups, base)
