@@ -1,0 +1,53 @@
+/*
+ * check.h: the tiny assertion helper shared by the C tests.
+ *
+ * CHECK(cond, fmt, ...) counts (atomically: threads may check) a pass or prints
+ * "file:line: CHECK(cond) failed: <message>" and counts a failure; checking
+ * goes on so one run shows every failure. CHECK_DONE() prints "N passed, M
+ * failed" and is the test's exit status (0 only if nothing failed). REQUIRE is
+ * CHECK that stops the program at once, for checks whose failure makes the rest
+ * meaningless.
+ */
+#ifndef GM_TEST_CHECK_H
+#define GM_TEST_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static unsigned long check_passed, check_failed;
+
+/* Only the first failures are printed; all are counted. */
+#define CHECK_MAX_REPORTS 100
+
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (__builtin_expect(!!(cond), 1)) {                                   \
+            __atomic_fetch_add(&check_passed, 1, __ATOMIC_RELAXED);            \
+        } else {                                                               \
+            if (__atomic_fetch_add(&check_failed, 1, __ATOMIC_RELAXED) <       \
+                CHECK_MAX_REPORTS) {                                           \
+                fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__,         \
+                        __LINE__, #cond);                                      \
+                fprintf(stderr, __VA_ARGS__);                                  \
+                fputc('\n', stderr);                                           \
+                fflush(stderr);                                                \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+#define REQUIRE(cond, ...)                                                     \
+    do {                                                                       \
+        unsigned long check_before_ = check_failed;                            \
+        CHECK(cond, __VA_ARGS__);                                              \
+        if (check_failed != check_before_) {                                   \
+            CHECK_DONE();                                                      \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
+
+/* Prints the summary line; evaluates to the exit status. */
+#define CHECK_DONE()                                                           \
+    (printf("%lu passed, %lu failed\n", check_passed, check_failed),           \
+     fflush(stdout), check_failed == 0 ? 0 : 1)
+
+#endif
