@@ -40,14 +40,18 @@ static unsigned long check_passed, check_failed;
         unsigned long check_before_ = check_failed;                            \
         CHECK(cond, __VA_ARGS__);                                              \
         if (check_failed != check_before_) {                                   \
-            CHECK_DONE();                                                      \
+            check_done();                                                      \
             exit(1);                                                           \
         }                                                                      \
     } while (0)
 
-/* Prints the summary line; evaluates to the exit status. */
-#define CHECK_DONE()                                                           \
-    (printf("%lu passed, %lu failed\n", check_passed, check_failed),           \
-     fflush(stdout), check_failed == 0 ? 0 : 1)
+/* Prints the summary line; returns the exit status. */
+static inline int check_done(void)
+{
+    printf("%lu passed, %lu failed\n", check_passed, check_failed);
+    fflush(stdout);
+    return check_failed == 0 ? 0 : 1;
+}
+#define CHECK_DONE() check_done()
 
 #endif
