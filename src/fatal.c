@@ -30,7 +30,7 @@ void gm_printf(const char *fmt, ...)
     va_end(ap);
 }
 
-_Noreturn void gm_throw(const char *fmt, ...)
+void gm_throw(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -72,9 +72,7 @@ void gc_start(int trigger)
     uint64_t live_start = load_relaxed(&gm_heap_live);
 
     /* Mark. */
-    gm_heap_marked_bytes = 0;
-    roots_scan();
-    mark_drain();
+    mark_run(roots_scan);
     int64_t t_mark = sys_nanotime();
 
     /* Mark termination. */

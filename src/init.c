@@ -57,6 +57,7 @@ static void fork_child(void)
     roots_fork_child();
     thread_fork_child();
     bgsweep_after_fork_child();
+    mark_fork_child();
     if (fork_m != NULL)
         releasem(fork_m);
     gc_fork_child();

@@ -77,8 +77,8 @@ static inline bool spanclass_noscan(unsigned spc)
 
 /* Prints "fatal error: gomem: <msg>" and aborts. printf-like; allocates
  * nothing. */
-_Noreturn void gm_throw(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
+void gm_throw(const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 1, 2)));
 /* printf to stderr without allocating (gctrace, diagnostics). */
 void gm_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -344,16 +344,23 @@ extern void *gm_zerobase;
 /* ---- Roots (roots.c) ------------------------------------------------------
  */
 
+typedef struct gcwork gcwork;
 void roots_snapshot_data(void); /* before the world stops */
-void roots_scan(void);          /* world stopped */
+void roots_scan(gcwork *w);     /* world stopped */
 extern uint64_t gm_globals_scan_bytes, gm_stacks_scan_bytes;
 
 /* ---- Marking (mark.c) -----------------------------------------------------
  */
 
-void mark_init(void);
-void scan_block(uintptr_t lo, uintptr_t hi);
-void mark_drain(void);
+/* A marking worker's private work: its current buffer of gray ranges. */
+struct gcwork {
+    struct workbuf *buf;
+    uint64_t bytes_marked;
+    uint32_t check;
+};
+void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi);
+void mark_run(void (*scan_roots)(gcwork *w));
+void mark_fork_child(void);
 extern uint64_t gm_heap_marked_bytes; /* this cycle */
 
 /* ---- The collector (gc.c) and pacer (pacer.c) -----------------------------

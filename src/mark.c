@@ -1,24 +1,42 @@
 /*
- * Marking: conservative tri-color marking with an explicit gray stack.
+ * Marking: conservative tri-color marking with explicit gray stacks, by
+ * several workers in parallel (the collector thread plus one helper per
+ * extra CPU) while the world is stopped.
  *
- * White: mark bit clear. Gray: marked and on the work stack. Black: marked
- * and scanned. Any aligned word that points into an allocated object (an
- * interior pointer counts) shades that object. Noscan objects (and tiny
- * blocks) are blackened at once, never queued. Large objects are queued in
- * oblets of at most 128 KiB, as in Go, so one huge array is scanned in
- * bounded steps and the stack stays small.
+ * White: mark bit clear. Gray: marked and queued in some worker's work
+ * buffer or on the global full list. Black: marked and scanned. Any aligned
+ * word that points into an allocated object (an interior pointer counts)
+ * shades that object. Noscan objects (and tiny blocks) are blackened at
+ * once, never queued. Large objects are queued in oblets of at most
+ * 128 KiB, as in Go, so one huge array is scanned in bounded steps and can
+ * be shared between workers.
  *
- * The gray stack is a list of work buffers from OS memory: no recursion, so
- * a list of ten million nodes marks in constant stack space.
+ * Work distribution (Go's gcWork, simplified): each worker pops from its own
+ * buffer. A full buffer goes to the global list; and when some worker is
+ * idle, a worker with spare items gives away the older half of its buffer
+ * (the older items are the larger unexplored subgraphs of a depth-first
+ * walk), so even narrow structures such as trees and lists keep every
+ * worker busy. Marking ends when every worker waits and the list is empty.
+ * No recursion anywhere: a list of ten million nodes marks in constant C
+ * stack.
  *
- * Invariant at the end of mark_drain: every object reachable from the
- * scanned roots is marked (the world is stopped, so no mutator can hide a
- * pointer). Protection: the work stack and gm_heap_marked_bytes belong to
- * the marking thread (the collector, under gc.lock).
+ * Invariant at the end of mark_run: every object reachable from the scanned
+ * roots is marked (the world is stopped, so no mutator can hide a pointer).
+ *
+ * Protection: mark bits are set with an atomic OR (two workers may shade the
+ * same object: only the one that sets the bit queues it); work_full,
+ * work_free, nwait and mark_done under work_lock; a gcwork belongs to its
+ * worker.
  */
+#include <string.h>
+
 #include "internal.h"
 
-enum { WORKBUF_ITEMS = 4094 };
+enum {
+    WORKBUF_ITEMS = 2046,  /* 32 KiB buffers */
+    SHARE_CHECK_MASK = 63, /* look for idle workers every 64 pops */
+    MAX_MARK_HELPERS = 7,
+};
 
 typedef struct workbuf {
     struct workbuf *next;
@@ -28,52 +46,145 @@ typedef struct workbuf {
     } items[WORKBUF_ITEMS];
 } workbuf;
 
-static workbuf *work;     /* top of the gray stack */
-static workbuf *freebufs; /* spare buffers */
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cond = PTHREAD_COND_INITIALIZER;
+static workbuf *work_full; /* buffers with work, for any worker */
+static workbuf *work_free; /* empty buffers */
+static uint32_t nwait;     /* workers waiting for work (atomic reads) */
+static uint32_t nworkers;  /* workers in this mark */
+static bool mark_done;
+
+static pthread_cond_t helper_cond = PTHREAD_COND_INITIALIZER;
+static uint32_t helper_gen;     /* bumped to start the helpers' marking */
+static uint32_t helpers_active; /* helpers still marking */
+static int nhelpers = -1;       /* helper threads started */
+static uint64_t helper_marked;  /* bytes marked by helpers (atomic) */
+
 uint64_t gm_heap_marked_bytes;
 
-static workbuf *getbuf(void)
+static workbuf *getbuf_locked(void)
 {
-    workbuf *b = freebufs;
+    workbuf *b = work_free;
     if (b != NULL) {
-        freebufs = b->next;
+        work_free = b->next;
     } else {
         b = sys_alloc(sizeof(workbuf));
         if (b == NULL)
             gm_throw("out of memory for the mark stack");
-        mheap_lock();
-        gm_mheap.gc_sys += sizeof(workbuf);
-        mheap_unlock();
+        __atomic_fetch_add(&gm_mheap.gc_sys, sizeof(workbuf), __ATOMIC_RELAXED);
     }
     b->n = 0;
     b->next = NULL;
     return b;
 }
 
-static inline void push(uintptr_t lo, uintptr_t hi)
+static void publish_locked(workbuf *b)
 {
-    workbuf *b = work;
-    if (unlikely(b == NULL || b->n == WORKBUF_ITEMS)) {
-        workbuf *nb = getbuf();
-        nb->next = b;
-        work = b = nb;
+    b->next = work_full;
+    work_full = b;
+    if (nwait > 0)
+        pthread_cond_signal(&work_cond);
+}
+
+void gcwork_init(gcwork *w)
+{
+    pthread_mutex_lock(&work_lock);
+    w->buf = getbuf_locked();
+    pthread_mutex_unlock(&work_lock);
+    w->bytes_marked = 0;
+    w->check = 0;
+}
+
+static void gcwork_dispose(gcwork *w)
+{
+    pthread_mutex_lock(&work_lock);
+    if (w->buf->n > 0)
+        publish_locked(w->buf);
+    else {
+        w->buf->next = work_free;
+        work_free = w->buf;
+    }
+    pthread_mutex_unlock(&work_lock);
+    w->buf = NULL;
+}
+
+static __attribute__((noinline)) void push_slow(gcwork *w)
+{
+    pthread_mutex_lock(&work_lock);
+    publish_locked(w->buf);
+    w->buf = getbuf_locked();
+    pthread_mutex_unlock(&work_lock);
+}
+
+static inline void push(gcwork *w, uintptr_t lo, uintptr_t hi)
+{
+    workbuf *b = w->buf;
+    if (unlikely(b->n == WORKBUF_ITEMS)) {
+        push_slow(w);
+        b = w->buf;
     }
     b->items[b->n].lo = lo;
     b->items[b->n].hi = hi;
     b->n++;
 }
 
-static inline bool pop(uintptr_t *lo, uintptr_t *hi)
+/* Give the older half of w's buffer to idle workers. */
+static __attribute__((noinline)) void share_half(gcwork *w)
 {
-    workbuf *b = work;
-    while (b != NULL && b->n == 0) {
-        work = b->next;
-        b->next = freebufs;
-        freebufs = b;
-        b = work;
+    workbuf *b = w->buf;
+    uintptr_t half = b->n / 2;
+    pthread_mutex_lock(&work_lock);
+    workbuf *nb = getbuf_locked();
+    memcpy(nb->items, b->items, half * sizeof b->items[0]);
+    nb->n = half;
+    memmove(b->items, b->items + half, (b->n - half) * sizeof b->items[0]);
+    b->n -= half;
+    publish_locked(nb);
+    pthread_mutex_unlock(&work_lock);
+}
+
+/* w's buffer is empty: take published work, or wait for it; false when
+ * marking is over. */
+static bool get_work(gcwork *w)
+{
+    pthread_mutex_lock(&work_lock);
+    for (;;) {
+        if (work_full != NULL) {
+            workbuf *b = work_full;
+            work_full = b->next;
+            w->buf->next = work_free;
+            work_free = w->buf;
+            w->buf = b;
+            pthread_mutex_unlock(&work_lock);
+            return true;
+        }
+        if (mark_done) {
+            pthread_mutex_unlock(&work_lock);
+            return false;
+        }
+        nwait++;
+        if (nwait == nworkers) {
+            mark_done = true;
+            pthread_cond_broadcast(&work_cond);
+            pthread_mutex_unlock(&work_lock);
+            return false;
+        }
+        pthread_cond_wait(&work_cond, &work_lock);
+        nwait--;
     }
-    if (b == NULL)
-        return false;
+}
+
+static inline bool pop(gcwork *w, uintptr_t *lo, uintptr_t *hi)
+{
+    workbuf *b = w->buf;
+    if (unlikely(b->n == 0)) {
+        if (!get_work(w))
+            return false;
+        b = w->buf;
+    }
+    if (unlikely((++w->check & SHARE_CHECK_MASK) == 0) && b->n >= 2 &&
+        load_relaxed(&nwait) > 0)
+        share_half(w);
     b->n--;
     *lo = b->items[b->n].lo;
     *hi = b->items[b->n].hi;
@@ -81,7 +192,7 @@ static inline bool pop(uintptr_t *lo, uintptr_t *hi)
 }
 
 /* Shade the object that p points into, if any. */
-static inline void grey_object(uintptr_t p)
+static inline void grey_object(gcwork *w, uintptr_t p)
 {
     mspan *s = span_of(p);
     if (s == NULL)
@@ -90,22 +201,23 @@ static inline void grey_object(uintptr_t p)
     if (!span_is_allocated(s, i))
         return;
     uint64_t bit = (uint64_t)1 << (i % 64);
-    uint64_t *w = &s->gcmarkbits[i / 64];
-    if (*w & bit)
+    uint64_t *mw = &s->gcmarkbits[i / 64];
+    if (load_relaxed(mw) & bit)
         return;
     if (s->freedbits[i / 64] & bit)
         return; /* explicitly freed: its contents are dead */
-    *w |= bit;
-    gm_heap_marked_bytes += s->elemsize;
+    if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit)
+        return; /* another worker got there first */
+    w->bytes_marked += s->elemsize;
     if (spanclass_noscan(s->spanclass))
         return;
     uintptr_t base = s->base + i * s->elemsize;
     uintptr_t end = base + s->elemsize;
     for (uintptr_t lo = base; lo < end; lo += OBLET_BYTES)
-        push(lo, end - lo > OBLET_BYTES ? lo + OBLET_BYTES : end);
+        push(w, lo, end - lo > OBLET_BYTES ? lo + OBLET_BYTES : end);
 }
 
-void scan_block(uintptr_t lo, uintptr_t hi)
+void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi)
 {
     lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
     uintptr_t heap_lo = load_relaxed(&gm_heap_lo);
@@ -114,15 +226,91 @@ void scan_block(uintptr_t lo, uintptr_t hi)
          p += sizeof(uintptr_t)) {
         uintptr_t v = *(const uintptr_t *)p;
         if (v - heap_lo < span)
-            grey_object(v);
+            grey_object(w, v);
     }
 }
 
-void mark_drain(void)
+static void drain(gcwork *w)
 {
     uintptr_t lo, hi;
-    while (pop(&lo, &hi))
-        scan_block(lo, hi);
+    while (pop(w, &lo, &hi))
+        scan_block(w, lo, hi);
 }
 
-void mark_init(void) {}
+/* ---- Helper threads
+ * ---------------------------------------------------------- */
+
+static void *mark_helper(void *arg)
+{
+    (void)arg;
+    uint32_t seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&work_lock);
+        while (helper_gen == seen)
+            pthread_cond_wait(&helper_cond, &work_lock);
+        seen = helper_gen;
+        pthread_mutex_unlock(&work_lock);
+
+        gcwork w;
+        gcwork_init(&w);
+        drain(&w);
+        gcwork_dispose(&w);
+        __atomic_fetch_add(&helper_marked, w.bytes_marked, __ATOMIC_RELAXED);
+
+        pthread_mutex_lock(&work_lock);
+        if (--helpers_active == 0)
+            pthread_cond_broadcast(&work_cond);
+        pthread_mutex_unlock(&work_lock);
+    }
+    return NULL;
+}
+
+static void start_helpers(void)
+{
+    if (nhelpers >= 0)
+        return;
+    int want = sys_ncpu() - 1;
+    if (want > MAX_MARK_HELPERS)
+        want = MAX_MARK_HELPERS;
+    nhelpers = 0;
+    for (int i = 0; i < want; i++)
+        if (sys_thread_create(NULL, mark_helper, NULL) == 0)
+            nhelpers++;
+}
+
+/* Marks everything reachable from the roots; the world is stopped. The
+ * caller's roots callback pushes the roots into the work it is given. */
+void mark_run(void (*scan_roots)(gcwork *w))
+{
+    start_helpers();
+    pthread_mutex_lock(&work_lock);
+    mark_done = false;
+    nwait = 0;
+    nworkers = 1 + (uint32_t)nhelpers;
+    helpers_active = (uint32_t)nhelpers;
+    helper_marked = 0;
+    helper_gen++;
+    pthread_cond_broadcast(&helper_cond);
+    pthread_mutex_unlock(&work_lock);
+
+    gcwork w;
+    gcwork_init(&w);
+    scan_roots(&w);
+    drain(&w);
+    gcwork_dispose(&w);
+
+    pthread_mutex_lock(&work_lock);
+    while (helpers_active > 0)
+        pthread_cond_wait(&work_cond, &work_lock);
+    pthread_mutex_unlock(&work_lock);
+    gm_heap_marked_bytes =
+        w.bytes_marked + __atomic_load_n(&helper_marked, __ATOMIC_RELAXED);
+}
+
+void mark_fork_child(void)
+{
+    pthread_mutex_init(&work_lock, NULL);
+    pthread_cond_init(&work_cond, NULL);
+    pthread_cond_init(&helper_cond, NULL);
+    nhelpers = -1;
+}

@@ -103,25 +103,25 @@ void gm_remove_roots(void *start, void *end)
 
 /* Scans the collector's own stack from here, after spilling its registers
  * into this frame. */
-static __attribute__((noinline)) void scan_own_stack(gm_thread *t)
+static __attribute__((noinline)) void scan_own_stack(gcwork *w, gm_thread *t)
 {
     __builtin_unwind_init();
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-    scan_block(sp, t->stack_hi);
+    scan_block(w, sp, t->stack_hi);
     gm_stacks_scan_bytes += t->stack_hi - sp;
 }
 
 /* World stopped. */
-void roots_scan(void)
+void roots_scan(gcwork *w)
 {
     uint64_t globals = 0;
     for (size_t i = 0; i < nsegs; i++) {
-        scan_block(segs[i].lo, segs[i].hi);
+        scan_block(w, segs[i].lo, segs[i].hi);
         globals += segs[i].hi - segs[i].lo;
     }
     /* roots.lock is free: only threads inside the runtime take it */
     for (size_t i = 0; i < nuser; i++) {
-        scan_block(user_roots[i].lo, user_roots[i].hi);
+        scan_block(w, user_roots[i].lo, user_roots[i].hi);
         globals += user_roots[i].hi - user_roots[i].lo;
     }
     gm_globals_scan_bytes = globals;
@@ -129,7 +129,7 @@ void roots_scan(void)
     gm_thread *me = gm_self;
     for (gm_thread *t = thread_first(); t != NULL; t = t->next) {
         if (t == me) {
-            scan_own_stack(t);
+            scan_own_stack(w, t);
             continue;
         }
         if (t->internal || t->sp >= t->stack_hi)
@@ -137,7 +137,7 @@ void roots_scan(void)
         uintptr_t lo = t->sp < t->stack_lo ? t->stack_lo : t->sp;
         /* a signal frame can sit below the recorded sp on an alternate
          * stack; sp is always within the stack we recorded otherwise */
-        scan_block(lo, t->stack_hi);
+        scan_block(w, lo, t->stack_hi);
         gm_stacks_scan_bytes += t->stack_hi - lo;
     }
 }
