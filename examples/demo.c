@@ -196,28 +196,20 @@ static int failed(const char *what)
 
 /* ---- Phases -------------------------------------------------------------- */
 
-int main(void)
+/* Each phase is a function of its own, so that its local pointers are dead
+ * once it returns (the collector scans stacks conservatively). */
+
+static __attribute__((noinline)) int phase_long_lived(void)
 {
-    const char *gogc = getenv("GOGC");
-    double t;
-    long short_lived_nodes = 0;
-    void **ring;
-
-    gm_init();
-    gm_add_roots(&long_lived, &long_lived + 1);
-    printf("gomem demo (GOGC=%s)\n\n", gogc != NULL ? gogc : "100, default");
-
-    t = now();
-    printf("[1] start\n");
-    record("start", t);
-
-    t = now();
     printf("[2] long-lived tree: depth %d, %ld nodes of %zu bytes\n",
            LONG_LIVED_DEPTH, nodes_in(LONG_LIVED_DEPTH), sizeof(node));
     long_lived = make_tree(LONG_LIVED_DEPTH, 1);
-    record("long-lived tree", t);
+    return 0;
+}
 
-    t = now();
+static __attribute__((noinline)) int phase_short_lived(void)
+{
+    long nodes = 0;
     for (int d = MIN_DEPTH; d <= MAX_DEPTH; d += 2) {
         int iterations = 1 << (MAX_DEPTH - d + MIN_DEPTH);
         long want = expected_sum(d, 1);
@@ -225,15 +217,17 @@ int main(void)
             node *tmp = make_tree(d, 1);
             if (check_tree(tmp) != want)
                 return failed("a short-lived tree was corrupted");
-            short_lived_nodes += nodes_in(d);
+            nodes += nodes_in(d);
         }
     }
     printf("[3] short-lived trees: depths %d..%d, %ld nodes, all garbage\n",
-           MIN_DEPTH, MAX_DEPTH, short_lived_nodes);
-    record("short-lived trees", t);
+           MIN_DEPTH, MAX_DEPTH, nodes);
+    return 0;
+}
 
-    t = now();
-    ring = gm_alloc(RING * sizeof *ring);
+static __attribute__((noinline)) int phase_churn(void)
+{
+    void **ring = gm_alloc(RING * sizeof *ring);
     for (int i = 0; i < CHURN_ALLOCS; i++) {
         size_t size =
             i % LARGE_EVERY == 0 ? LARGE_SIZE : 8 + (size_t)(xorshift() % 1017);
@@ -254,12 +248,14 @@ int main(void)
             return failed("a live buffer in the ring was overwritten");
     }
     printf("[4] buffer churn: %d pointer-free buffers of 8..1024 bytes, "
-           "every %dth %d KiB; %d kept alive in a ring\n",
+           "every %dth %d KiB; the last %d kept in a ring until the phase "
+           "ends\n",
            CHURN_ALLOCS, LARGE_EVERY, LARGE_SIZE / 1024, RING);
-    record("buffer churn", t);
+    return 0;
+}
 
-    t = now();
-    ring = NULL; /* the buffers are garbage from here on */
+static __attribute__((noinline)) int phase_collect(void)
+{
     for (int i = 0; i < 3; i++)
         gm_collect();
     if (check_tree(long_lived) != expected_sum(LONG_LIVED_DEPTH, 1))
@@ -267,13 +263,61 @@ int main(void)
     printf("[5] gm_collect() x3: the long-lived tree is intact "
            "(%ld nodes checked)\n",
            nodes_in(LONG_LIVED_DEPTH));
-    record("gm_collect x3", t);
+    return 0;
+}
 
-    t = now();
+static __attribute__((noinline)) int phase_drop(void)
+{
     long_lived = NULL;
     gm_collect();
     printf("[6] long-lived tree dropped, gm_collect()\n");
+    return 0;
+}
+
+int main(void)
+{
+    const char *gogc = getenv("GOGC");
+    double t;
+
+    gm_init();
+    gm_add_roots(&long_lived, &long_lived + 1);
+    printf("gomem demo (GOGC=%s)\n\n", gogc != NULL ? gogc : "100, default");
+
+    t = now();
+    printf("[1] start\n");
+    record("start", t);
+
+    t = now();
+    if (phase_long_lived() != 0)
+        return 1;
+    record("long-lived tree", t);
+
+    t = now();
+    if (phase_short_lived() != 0)
+        return 1;
+    record("short-lived trees", t);
+
+    t = now();
+    if (phase_churn() != 0)
+        return 1;
+    record("buffer churn", t);
+
+    t = now();
+    if (phase_collect() != 0)
+        return 1;
+    record("gm_collect x3", t);
+
+    t = now();
+    if (phase_drop() != 0)
+        return 1;
     record("tree dropped", t);
+    {
+        const row *before = &rows[nrows - 2], *after = &rows[nrows - 1];
+        printf("  dropping the tree freed %" PRId64 " objects and %" PRId64
+               " bytes\n\n",
+               (int64_t)(before->heap_objects - after->heap_objects),
+               (int64_t)(before->heap_alloc - after->heap_alloc));
+    }
 
     summary();
     return 0;
