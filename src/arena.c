@@ -18,7 +18,8 @@
 #include "internal.h"
 
 heap_arena **gm_arena_index;
-uintptr_t gm_heap_lo = UINTPTR_MAX, gm_heap_hi = 0;
+/* Empty (lo == hi) until the first arena: no word passes the bounds test. */
+uintptr_t gm_heap_lo, gm_heap_hi;
 
 static heap_arena *arenas;          /* all arenas, newest first */
 static uintptr_t cur_base, cur_end; /* unmapped rest of the newest arena */
@@ -61,10 +62,7 @@ static bool new_arena(void)
     a->next = arenas;
     arenas = a;
     store_release(&gm_arena_index[base >> ARENA_SHIFT], a);
-    if (base < gm_heap_lo)
-        store_relaxed(&gm_heap_lo, base);
-    if (base + ARENA_BYTES > gm_heap_hi)
-        store_relaxed(&gm_heap_hi, base + ARENA_BYTES);
+    widen_bounds(base, base + ARENA_BYTES);
     next_hint = base + ARENA_BYTES;
     cur_base = base;
     cur_end = base + ARENA_BYTES;
@@ -95,10 +93,7 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
                 arenas = a;
                 store_release(&gm_arena_index[a->base >> ARENA_SHIFT], a);
             }
-            if (b < gm_heap_lo)
-                store_relaxed(&gm_heap_lo, b);
-            if (b + n * ARENA_BYTES > gm_heap_hi)
-                store_relaxed(&gm_heap_hi, b + n * ARENA_BYTES);
+            widen_bounds(b, b + n * ARENA_BYTES);
             if (b + n * ARENA_BYTES > next_hint)
                 next_hint = b + n * ARENA_BYTES;
             if (!sys_map(p, want))

@@ -17,8 +17,8 @@
  * (the older items are the larger unexplored subgraphs of a depth-first
  * walk), so even narrow structures such as trees and lists keep every
  * worker busy. Marking ends when every worker waits and the list is empty.
- * No recursion anywhere: a list of ten million nodes marks in constant C
- * stack.
+ * Helpers join a mark only once there is published work for them. No recursion
+ * anywhere: a list of ten million nodes marks in constant C stack.
  *
  * Invariant at the end of mark_run: every object reachable from the scanned
  * roots is marked (the world is stopped, so no mutator can hide a pointer).
@@ -33,8 +33,9 @@
 #include "internal.h"
 
 enum {
-    WORKBUF_ITEMS = 2046,  /* 32 KiB buffers */
-    SHARE_CHECK_MASK = 63, /* look for idle workers every 64 pops */
+    WORKBUF_ITEMS = 2046,      /* 32 KiB buffers */
+    SHARE_CHECK_MASK = 63,     /* look for idle workers every 64 pops */
+    SHARE_MIN_FOR_HELPER = 16, /* enough queued work to wake a helper */
     MAX_MARK_HELPERS = 7,
 };
 
@@ -55,8 +56,9 @@ static uint32_t nworkers;  /* workers in this mark */
 static bool mark_done;
 
 static pthread_cond_t helper_cond = PTHREAD_COND_INITIALIZER;
-static uint32_t helper_gen;     /* bumped to start the helpers' marking */
-static uint32_t helpers_active; /* helpers still marking */
+static bool mark_active;        /* a mark is running: helpers may join */
+static uint32_t helpers_idle;   /* helpers that have not joined (atomic) */
+static uint32_t helpers_active; /* helpers that joined and still mark */
 static int nhelpers = -1;       /* helper threads started */
 static uint64_t helper_marked;  /* bytes marked by helpers (atomic) */
 
@@ -84,6 +86,10 @@ static void publish_locked(workbuf *b)
     work_full = b;
     if (nwait > 0)
         pthread_cond_signal(&work_cond);
+    else if (helpers_idle > 0 && mark_active) {
+        helpers_idle--;
+        pthread_cond_signal(&helper_cond);
+    }
 }
 
 void gcwork_init(gcwork *w)
@@ -183,7 +189,8 @@ static inline bool pop(gcwork *w, uintptr_t *lo, uintptr_t *hi)
         b = w->buf;
     }
     if (unlikely((++w->check & SHARE_CHECK_MASK) == 0) && b->n >= 2 &&
-        load_relaxed(&nwait) > 0)
+        (load_relaxed(&nwait) > 0 ||
+         (b->n >= SHARE_MIN_FOR_HELPER && load_relaxed(&helpers_idle) > 0)))
         share_half(w);
     b->n--;
     *lo = b->items[b->n].lo;
@@ -240,15 +247,17 @@ static void drain(gcwork *w)
 /* ---- Helper threads
  * ---------------------------------------------------------- */
 
+/* Helpers sleep until a mark has published work, then join it: a small heap
+ * is marked by the collector alone, without paying for thread wake-ups. */
 static void *mark_helper(void *arg)
 {
     (void)arg;
-    uint32_t seen = 0;
     for (;;) {
         pthread_mutex_lock(&work_lock);
-        while (helper_gen == seen)
+        while (!(mark_active && !mark_done && work_full != NULL))
             pthread_cond_wait(&helper_cond, &work_lock);
-        seen = helper_gen;
+        nworkers++;
+        helpers_active++;
         pthread_mutex_unlock(&work_lock);
 
         gcwork w;
@@ -286,11 +295,11 @@ void mark_run(void (*scan_roots)(gcwork *w))
     pthread_mutex_lock(&work_lock);
     mark_done = false;
     nwait = 0;
-    nworkers = 1 + (uint32_t)nhelpers;
-    helpers_active = (uint32_t)nhelpers;
+    nworkers = 1;
+    helpers_active = 0;
     helper_marked = 0;
-    helper_gen++;
-    pthread_cond_broadcast(&helper_cond);
+    store_relaxed(&helpers_idle, (uint32_t)nhelpers);
+    mark_active = true;
     pthread_mutex_unlock(&work_lock);
 
     gcwork w;
@@ -300,6 +309,7 @@ void mark_run(void (*scan_roots)(gcwork *w))
     gcwork_dispose(&w);
 
     pthread_mutex_lock(&work_lock);
+    mark_active = false;
     while (helpers_active > 0)
         pthread_cond_wait(&work_cond, &work_lock);
     pthread_mutex_unlock(&work_lock);
