@@ -38,6 +38,17 @@ heap_arena *arena_first(void)
     return arenas;
 }
 
+/* hi first: a racing reader then sees [old lo, new hi) or [0, new hi) for
+ * the first arena, never a range reaching past 48-bit addresses. */
+static void widen_bounds(uintptr_t lo, uintptr_t hi)
+{
+    bool first = gm_heap_hi == 0;
+    if (hi > gm_heap_hi)
+        store_release(&gm_heap_hi, hi);
+    if (first || lo < gm_heap_lo)
+        store_release(&gm_heap_lo, lo);
+}
+
 static bool new_arena(void)
 {
     void *p = NULL;
