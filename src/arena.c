@@ -4,26 +4,25 @@
  * The arena index maps addr >> 26 to its heap_arena record, for any 48-bit
  * user address, in O(1): one 32 MiB array of pointers reserved up front and
  * backed by the OS only where touched. Index entries are set once and never
- * cleared; gm_heap_lo/hi only widen. Both are read without locks (relaxed):
- * a reader racing with growth may miss a brand-new arena, which can hold no
- * object the reader could have been given yet.
+ * cleared; the heap bounds (gm_arena_bounds.lo/hi) only widen. Both are read
+ * without locks (relaxed): a reader racing with growth may miss a brand-new
+ * arena, which can hold no object the reader could have been given yet.
  *
  * Arenas are reserved (PROT_NONE) whole and mapped read/write in 4 MiB
  * chunks as the page heap grows, so heap_sys counts only what the heap used.
  * Placement starts at Go's hint 0x00c000000000 and grows upward, so heap
  * addresses are recognisable (and unlikely to look like small integers).
  *
- * Protection: cur_base/cur_end, arenas list and growth under mheap.lock.
+ * Protection: the growth edge in gm_arena_bounds, the arenas list and growth
+ * under mheap.lock.
  */
 #include "internal.h"
 
 heap_arena **gm_arena_index;
-/* Empty (lo == hi) until the first arena: no word passes the bounds test. */
-uintptr_t gm_heap_lo, gm_heap_hi;
+/* lo == hi (empty) until the first arena: no word passes the bounds test. */
+arena_bounds gm_arena_bounds = {.next_hint = (uintptr_t)0x00c0 << 32};
 
-static heap_arena *arenas;          /* all arenas, newest first */
-static uintptr_t cur_base, cur_end; /* unmapped rest of the newest arena */
-static uintptr_t next_hint = (uintptr_t)0x00c0 << 32;
+static heap_arena *arenas; /* all arenas, newest first */
 
 void arena_init(void)
 {
@@ -42,23 +41,24 @@ heap_arena *arena_first(void)
  * the first arena, never a range reaching past 48-bit addresses. */
 static void widen_bounds(uintptr_t lo, uintptr_t hi)
 {
-    bool first = gm_heap_hi == 0;
-    if (hi > gm_heap_hi)
-        store_release(&gm_heap_hi, hi);
-    if (first || lo < gm_heap_lo)
-        store_release(&gm_heap_lo, lo);
+    bool first = gm_arena_bounds.hi == 0;
+    if (hi > gm_arena_bounds.hi)
+        store_release(&gm_arena_bounds.hi, hi);
+    if (first || lo < gm_arena_bounds.lo)
+        store_release(&gm_arena_bounds.lo, lo);
 }
 
 static bool new_arena(void)
 {
     void *p = NULL;
     for (int tries = 0; tries < 64 && p == NULL; tries++) {
-        p = sys_reserve((void *)next_hint, ARENA_BYTES, ARENA_BYTES);
+        p = sys_reserve((void *)gm_arena_bounds.next_hint, ARENA_BYTES,
+                        ARENA_BYTES);
         if (p != NULL && ((uintptr_t)p >> 48) != 0) {
             sys_free(p, ARENA_BYTES);
             p = NULL;
         }
-        next_hint += ARENA_BYTES;
+        gm_arena_bounds.next_hint += ARENA_BYTES;
     }
     if (p == NULL)
         return false;
@@ -74,9 +74,9 @@ static bool new_arena(void)
     arenas = a;
     store_release(&gm_arena_index[base >> ARENA_SHIFT], a);
     widen_bounds(base, base + ARENA_BYTES);
-    next_hint = base + ARENA_BYTES;
-    cur_base = base;
-    cur_end = base + ARENA_BYTES;
+    gm_arena_bounds.next_hint = base + ARENA_BYTES;
+    gm_arena_bounds.cur_base = base;
+    gm_arena_bounds.cur_end = base + ARENA_BYTES;
     return true;
 }
 
@@ -84,13 +84,13 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
 {
     uintptr_t want = npages * PAGE_SIZE;
     want = (want + HEAP_CHUNK - 1) & ~(uintptr_t)(HEAP_CHUNK - 1);
-    if (cur_end - cur_base < want) {
+    if (gm_arena_bounds.cur_end - gm_arena_bounds.cur_base < want) {
         /* The rest of the current arena is too small for this request:
          * large requests get consecutive arenas of their own. */
         if (want > ARENA_BYTES) {
             uintptr_t n = (want + ARENA_BYTES - 1) / ARENA_BYTES;
-            void *p =
-                sys_reserve((void *)next_hint, n * ARENA_BYTES, ARENA_BYTES);
+            void *p = sys_reserve((void *)gm_arena_bounds.next_hint,
+                                  n * ARENA_BYTES, ARENA_BYTES);
             if (p == NULL)
                 return false;
             uintptr_t b = (uintptr_t)p;
@@ -105,8 +105,8 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
                 store_release(&gm_arena_index[a->base >> ARENA_SHIFT], a);
             }
             widen_bounds(b, b + n * ARENA_BYTES);
-            if (b + n * ARENA_BYTES > next_hint)
-                next_hint = b + n * ARENA_BYTES;
+            if (b + n * ARENA_BYTES > gm_arena_bounds.next_hint)
+                gm_arena_bounds.next_hint = b + n * ARENA_BYTES;
             if (!sys_map(p, want))
                 return false;
             *base = b;
@@ -114,23 +114,23 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
             return true;
         }
         /* Abandon the current arena's tail to the page heap first. */
-        if (cur_end > cur_base) {
-            uintptr_t tail = cur_end - cur_base;
-            if (!sys_map((void *)cur_base, tail))
+        if (gm_arena_bounds.cur_end > gm_arena_bounds.cur_base) {
+            uintptr_t tail = gm_arena_bounds.cur_end - gm_arena_bounds.cur_base;
+            if (!sys_map((void *)gm_arena_bounds.cur_base, tail))
                 return false;
-            *base = cur_base;
+            *base = gm_arena_bounds.cur_base;
             *size = tail;
-            cur_base = cur_end;
+            gm_arena_bounds.cur_base = gm_arena_bounds.cur_end;
             return true;
         }
         if (!new_arena())
             return false;
     }
-    if (!sys_map((void *)cur_base, want))
+    if (!sys_map((void *)gm_arena_bounds.cur_base, want))
         return false;
-    *base = cur_base;
+    *base = gm_arena_bounds.cur_base;
     *size = want;
-    cur_base += want;
+    gm_arena_bounds.cur_base += want;
     return true;
 }
 
@@ -142,5 +142,21 @@ void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
         uintptr_t p = (firstpage + i) << PAGE_SHIFT;
         heap_arena *a = arena_of(p);
         store_relaxed(&a->spans[(p >> PAGE_SHIFT) % PAGES_PER_ARENA], value);
+    }
+}
+
+void arena_for_each_span(void (*fn)(mspan *s, void *arg), void *arg)
+{
+    for (heap_arena *a = arenas; a != NULL; a = a->next) {
+        for (uintptr_t i = 0; i < PAGES_PER_ARENA;) {
+            mspan *s = a->spans[i];
+            if (s == NULL || s->base != a->base + i * PAGE_SIZE) {
+                i++;
+                continue;
+            }
+            uintptr_t n = s->npages;
+            fn(s, arg);
+            i += n;
+        }
     }
 }

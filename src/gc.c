@@ -72,7 +72,9 @@ void gc_start(int trigger)
     uint64_t live_start = load_relaxed(&gm_heap_live);
 
     /* Mark. */
-    mark_run(roots_scan);
+    mark_run(roots_scan, true);
+    if (gm_debugvars.gccheckmark)
+        checkmark_run(roots_scan);
     int64_t t_mark = sys_nanotime();
 
     /* Mark termination. */
@@ -97,7 +99,7 @@ void gc_start(int trigger)
         gm_stat.numforcedgc++;
     /* A stop-the-world collection uses every CPU for its whole length. */
     gm_stat.gc_cpu_ns += (t_end - t_stop) * sys_ncpu();
-    if (gm_debugvars.gccheckmark)
+    if (gm_debugvars.gccheckmark || GM_DEBUG)
         verify_heap_stopped();
     start_the_world();
 

@@ -33,6 +33,10 @@
 
 /* ---- Basics -------------------------------------------------------------- */
 
+#ifndef GM_DEBUG
+#define GM_DEBUG 0 /* 1 in Debug builds: verify the heap after every cycle */
+#endif
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define HIDDEN __attribute__((visibility("hidden")))
@@ -171,7 +175,16 @@ typedef struct heap_arena {
 
 /* arena_index[addr >> ARENA_SHIFT]; entries never go back to NULL. */
 extern heap_arena **gm_arena_index;
-extern uintptr_t gm_heap_lo, gm_heap_hi; /* bounds of all arenas (atomic) */
+/* Heap addresses that are not references: the bounds of all arenas and the
+ * growth edge. The root scan skips this struct, or it would keep the object
+ * at such an address alive forever. lo/hi are read relaxed without locks;
+ * the rest is under mheap.lock. */
+typedef struct arena_bounds {
+    uintptr_t lo, hi;
+    uintptr_t cur_base, cur_end; /* unmapped rest of the newest arena */
+    uintptr_t next_hint;         /* where the next arena goes */
+} arena_bounds;
+extern arena_bounds gm_arena_bounds;
 
 static inline heap_arena *arena_of(uintptr_t p)
 {
@@ -181,8 +194,8 @@ static inline heap_arena *arena_of(uintptr_t p)
  * stopped or for pointers the caller owns. */
 static inline mspan *span_of(uintptr_t p)
 {
-    if (p - load_relaxed(&gm_heap_lo) >=
-        load_relaxed(&gm_heap_hi) - load_relaxed(&gm_heap_lo))
+    uintptr_t lo = load_relaxed(&gm_arena_bounds.lo);
+    if (p - lo >= load_relaxed(&gm_arena_bounds.hi) - lo)
         return NULL;
     heap_arena *a = arena_of(p);
     if (a == NULL)
@@ -200,6 +213,9 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size);
 void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
                      mspan *value);
 heap_arena *arena_first(void);
+/* Calls fn for every span record (in use or free) at its first page, in
+ * address order within each arena. World stopped or mheap.lock held. */
+void arena_for_each_span(void (*fn)(mspan *s, void *arg), void *arg);
 
 /* ---- Fixed-size metadata (fixalloc.c) -------------------------------------
  */
@@ -359,7 +375,9 @@ struct gcwork {
     uint32_t check;
 };
 void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi);
-void mark_run(void (*scan_roots)(gcwork *w));
+void mark_run(void (*scan_roots)(gcwork *w), bool parallel);
+/* GODEBUG=gccheckmark=1: re-mark serially and check nothing was missed. */
+void checkmark_run(void (*scan_roots)(gcwork *w));
 void mark_fork_child(void);
 extern uint64_t gm_heap_marked_bytes; /* this cycle */
 
@@ -415,7 +433,7 @@ typedef struct gm_stats {
     int64_t start_nanotime;
 } gm_stats;
 extern gm_stats gm_stat;
-void stats_flush_mcache(mcache *c);
+uint64_t stats_unflushed_mallocs(uint64_t nmalloc[NUM_SIZE_CLASSES]);
 
 /* ---- Verification (verify.c) ----------------------------------------------
  */

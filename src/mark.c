@@ -227,8 +227,8 @@ static inline void grey_object(gcwork *w, uintptr_t p)
 void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi)
 {
     lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
-    uintptr_t heap_lo = load_relaxed(&gm_heap_lo);
-    uintptr_t span = load_relaxed(&gm_heap_hi) - heap_lo;
+    uintptr_t heap_lo = load_relaxed(&gm_arena_bounds.lo);
+    uintptr_t span = load_relaxed(&gm_arena_bounds.hi) - heap_lo;
     for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi;
          p += sizeof(uintptr_t)) {
         uintptr_t v = *(const uintptr_t *)p;
@@ -289,7 +289,7 @@ static void start_helpers(void)
 
 /* Marks everything reachable from the roots; the world is stopped. The
  * caller's roots callback pushes the roots into the work it is given. */
-void mark_run(void (*scan_roots)(gcwork *w))
+void mark_run(void (*scan_roots)(gcwork *w), bool parallel)
 {
     start_helpers();
     pthread_mutex_lock(&work_lock);
@@ -298,7 +298,7 @@ void mark_run(void (*scan_roots)(gcwork *w))
     nworkers = 1;
     helpers_active = 0;
     helper_marked = 0;
-    store_relaxed(&helpers_idle, (uint32_t)nhelpers);
+    store_relaxed(&helpers_idle, parallel ? (uint32_t)nhelpers : 0);
     mark_active = true;
     pthread_mutex_unlock(&work_lock);
 

@@ -45,13 +45,28 @@ static void grow_ranges(struct range **r, size_t *cap, size_t need)
     *cap = ncap;
 }
 
-static void add_seg(uintptr_t lo, uintptr_t hi, void *arg)
+static void push_seg(uintptr_t lo, uintptr_t hi)
 {
-    (void)arg;
+    if (hi <= lo)
+        return;
     grow_ranges(&segs, &capsegs, nsegs + 1);
     segs[nsegs].lo = lo;
     segs[nsegs].hi = hi;
     nsegs++;
+}
+
+/* A data segment, less gm_arena_bounds if it lies inside. */
+static void add_seg(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    (void)arg;
+    uintptr_t xlo = (uintptr_t)&gm_arena_bounds;
+    uintptr_t xhi = (uintptr_t)(&gm_arena_bounds + 1);
+    if (xhi <= lo || xlo >= hi) {
+        push_seg(lo, hi);
+        return;
+    }
+    push_seg(lo, xlo);
+    push_seg(xhi, hi);
 }
 
 static void count_seg(uintptr_t lo, uintptr_t hi, void *arg)

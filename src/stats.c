@@ -18,13 +18,11 @@
 
 gm_stats gm_stat;
 
-void gm_read_memstats(gm_memstats *out)
+/* Mallocs per class including what thread caches have not flushed;
+ * returns the unflushed tiny allocations. World stopped. */
+uint64_t stats_unflushed_mallocs(uint64_t nmalloc[NUM_SIZE_CLASSES])
 {
-    ensure_init();
-    if (gm_self == NULL)
-        thread_register_self(false);
-    uint64_t nmalloc[NUM_SIZE_CLASSES], tiny = 0;
-    stop_the_world();
+    uint64_t tiny = 0;
     for (unsigned c = 0; c < NUM_SIZE_CLASSES; c++)
         nmalloc[c] = load_relaxed(&gm_stat.nmalloc[c]);
     for (gm_thread *t = thread_first(); t != NULL; t = t->next) {
@@ -37,6 +35,17 @@ void gm_read_memstats(gm_memstats *out)
                     s->alloccount - s->alloccount_at_cache;
         }
     }
+    return tiny;
+}
+
+void gm_read_memstats(gm_memstats *out)
+{
+    ensure_init();
+    if (gm_self == NULL)
+        thread_register_self(false);
+    uint64_t nmalloc[NUM_SIZE_CLASSES];
+    stop_the_world();
+    uint64_t tiny = stats_unflushed_mallocs(nmalloc);
     memset(out, 0, sizeof *out);
     uint64_t mallocs = 0, frees = 0, alloc_bytes = 0, free_bytes = 0;
     for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {

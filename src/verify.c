@@ -1,19 +1,13 @@
 /*
  * The heap verifier: with the world stopped, walks every arena page and
  * cross-checks span records, bitmaps, free counts and the page-heap totals.
+ * It also checks that the objects found in spans, per size class, are
+ * exactly the statistics' mallocs - frees.
  * Any inconsistency is a fatal error naming the span. gm_verify_heap is
  * public so tests can call it; GODEBUG=gccheckmark=1 runs it after every
  * cycle.
  */
 #include "internal.h"
-
-static unsigned popcount_words(const uint64_t *b, unsigned w)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < w; i++)
-        n += (unsigned)__builtin_popcountll(b[i]);
-    return n;
-}
 
 static void check_span(mspan *s, uint32_t sg)
 {
@@ -43,50 +37,67 @@ static void check_span(mspan *s, uint32_t sg)
         gm_throw("verify: span %p (class %zu) alloccount %u but %u "
                  "allocated",
                  (void *)s->base, (size_t)cls, s->alloccount, allocated);
-    if (s->sweepgen == sg && s->onlist != 0) {
-        /* swept and listed: marks were cleared by the sweep, or hold this
-         * cycle's marks only while marking */
-        (void)popcount_words;
-    }
     if (s->sweepgen != sg && s->sweepgen != sg - 2)
         gm_throw("verify: span %p sweepgen %u, heap %u", (void *)s->base,
                  s->sweepgen, sg);
 }
 
+struct walk {
+    uint32_t sweepgen;
+    uint64_t inuse, free;
+    uint64_t objects[NUM_SIZE_CLASSES]; /* class 0: large objects */
+};
+
+static void visit(mspan *s, void *arg)
+{
+    struct walk *w = arg;
+    uintptr_t page = s->base;
+    if (s->state == MSPAN_INUSE) {
+        for (uintptr_t k = 0; k < s->npages; k++) {
+            uintptr_t p = page + k * PAGE_SIZE;
+            if (arena_of(p)->spans[(p >> PAGE_SHIFT) % PAGES_PER_ARENA] != s)
+                gm_throw("verify: span %p page %zu not mapped to it",
+                         (void *)s->base, (size_t)k);
+        }
+        check_span(s, w->sweepgen);
+        w->inuse += s->npages;
+        w->objects[spanclass_sizeclass(s->spanclass)] += s->alloccount;
+    } else if (s->state == MSPAN_FREE) {
+        w->free += s->npages;
+    } else {
+        gm_throw("verify: dead span record at %p", (void *)page);
+    }
+}
+
+/* The world is stopped: no thread is inside the runtime. */
 void verify_heap_stopped(void)
 {
-    uint32_t sg = gm_mheap.sweepgen;
-    uint64_t inuse = 0, free = 0;
-    for (heap_arena *a = arena_first(); a != NULL; a = a->next) {
-        for (uintptr_t i = 0; i < PAGES_PER_ARENA;) {
-            mspan *s = a->spans[i];
-            uintptr_t page = a->base + i * PAGE_SIZE;
-            if (s == NULL || s->base != page) {
-                i++;
-                continue;
-            }
-            if (s->state == MSPAN_INUSE) {
-                for (uintptr_t k = 0; k < s->npages; k++)
-                    if (arena_of(page + k * PAGE_SIZE)
-                            ->spans[(i + k) % PAGES_PER_ARENA] != s)
-                        gm_throw("verify: span %p page %zu not mapped to it",
-                                 (void *)s->base, (size_t)k);
-                check_span(s, sg);
-                inuse += s->npages;
-            } else if (s->state == MSPAN_FREE) {
-                free += s->npages;
-            } else {
-                gm_throw("verify: dead span record at %p", (void *)page);
-            }
-            i += s->npages;
-        }
+    struct walk w = {.sweepgen = gm_mheap.sweepgen};
+    arena_for_each_span(visit, &w);
+    if (w.inuse != gm_mheap.pages_inuse || w.free != gm_mheap.pages_free)
+        gm_throw("verify: pages in use %llu (heap says %llu), free %llu "
+                 "(heap says %llu)",
+                 (unsigned long long)w.inuse,
+                 (unsigned long long)gm_mheap.pages_inuse,
+                 (unsigned long long)w.free,
+                 (unsigned long long)gm_mheap.pages_free);
+
+    /* Statistics: objects in spans == mallocs - frees, per class. */
+    uint64_t nmalloc[NUM_SIZE_CLASSES];
+    stats_unflushed_mallocs(nmalloc);
+    for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
+        uint64_t want = nmalloc[c] - load_relaxed(&gm_stat.nfree[c]);
+        if (w.objects[c] != want)
+            gm_throw("verify: class %u has %llu objects in spans, "
+                     "statistics say %llu",
+                     c, (unsigned long long)w.objects[c],
+                     (unsigned long long)want);
     }
-    if (inuse != gm_mheap.pages_inuse || free != gm_mheap.pages_free)
-        gm_throw(
-            "verify: pages in use %llu (heap says %llu), free %llu "
-            "(heap says %llu)",
-            (unsigned long long)inuse, (unsigned long long)gm_mheap.pages_inuse,
-            (unsigned long long)free, (unsigned long long)gm_mheap.pages_free);
+    uint64_t large = load_relaxed(&gm_stat.large_nalloc) -
+                     load_relaxed(&gm_stat.large_nfree);
+    if (w.objects[0] != large)
+        gm_throw("verify: %llu large objects in spans, statistics say %llu",
+                 (unsigned long long)w.objects[0], (unsigned long long)large);
 }
 
 void gm_verify_heap(void)
