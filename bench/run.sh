@@ -18,6 +18,10 @@
 #                       DIR has no libgomem.so / libgomem.a
 #   --gomem-link KIND   shared (default; rpath to DIR, like the peers'
 #                       shared libraries) or static (libgomem.a)
+#   --gomem-rev REV     instead: build gomem at commit REV of this repository
+#                       (git archive, CMake's default build type, no tests)
+#                       into bench/out/gomem-<sha>/ and use that; leaves the
+#                       shared build/ alone and pins what was measured
 #   --reps N            repetitions (default 5; 1 with --quick)
 #   --only LIST         comma list of gcbench,binarytrees,allocbench,
 #                       pauseprobe (default: all)
@@ -45,6 +49,7 @@ BIN=$OUTBASE/bin
 
 gomem_build=$ROOT/build
 gomem_link=shared
+gomem_rev=
 reps=
 only=gcbench,binarytrees,allocbench,pauseprobe
 variants=gomem,go,boehm,malloc,mimalloc,jemalloc
@@ -60,12 +65,14 @@ build=1
 out=
 
 die() { echo "run.sh: $*" >&2; exit 2; }
+has() { case ",$1," in *",$2,"*) return 0 ;; esac; return 1; }
 need() { [ $# -ge 2 ] || die "$1 needs a value"; }
 
 while [ $# -gt 0 ]; do
     case $1 in
     --gomem-build) need "$@"; gomem_build=$2; shift ;;
     --gomem-link) need "$@"; gomem_link=$2; shift ;;
+    --gomem-rev) need "$@"; gomem_rev=$2; shift ;;
     --reps) need "$@"; reps=$2; shift ;;
     --only) need "$@"; only=$2; shift ;;
     --variants) need "$@"; variants=$2; shift ;;
@@ -97,8 +104,38 @@ fi
 [ -n "$reps" ] || { [ "$quick" = 1 ] && reps=1 || reps=5; }
 case $gomem_link in shared | static) ;; *) die "--gomem-link: shared or static" ;; esac
 gomem_build=$(cd "$gomem_build" 2>/dev/null && pwd || echo "$gomem_build")
+mkdir -p "$OUTBASE"
 
-has() { case ",$1," in *",$2,"*) return 0 ;; esac; return 1; }
+# What gomem is being measured, for the results header.
+if [ -n "$gomem_rev" ] && has "$variants" gomem; then
+    sha=$(git -C "$ROOT" rev-parse --short=12 "$gomem_rev^{commit}") ||
+        die "--gomem-rev: no commit $gomem_rev"
+    gomem_src=$OUTBASE/gomem-$sha/src
+    gomem_build=$OUTBASE/gomem-$sha/build
+    if [ ! -f "$gomem_build/libgomem.so" ]; then
+        echo "run.sh: building gomem $sha in $gomem_build" >&2
+        rm -rf "$gomem_src" "$gomem_build"
+        mkdir -p "$gomem_src"
+        git -C "$ROOT" archive "$sha" | tar -x -C "$gomem_src"
+        { cmake -S "$gomem_src" -B "$gomem_build" -DGOMEM_BUILD_TESTS=OFF \
+            -DGOMEM_BUILD_EXAMPLES=OFF &&
+            cmake --build "$gomem_build" -j2; } >"$OUTBASE/gomem-$sha/build.log" 2>&1 ||
+            die "gomem $sha does not build: see $OUTBASE/gomem-$sha/build.log"
+    fi
+    gomem_desc="commit $sha (git archive)"
+else
+    home=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' \
+        "$gomem_build/CMakeCache.txt" 2>/dev/null || true)
+    if [ "$home" = "$ROOT" ]; then
+        gomem_desc="this checkout, HEAD $(git -C "$ROOT" rev-parse --short=12 HEAD)"
+        git -C "$ROOT" status --porcelain -- src include CMakeLists.txt |
+            grep -q . && gomem_desc="$gomem_desc + uncommitted changes"
+        gomem_desc="$gomem_desc at run time"
+    else
+        gomem_desc="sources in ${home:-unknown}"
+    fi
+fi
+
 
 # ---- prerequisites --------------------------------------------------------
 
@@ -224,14 +261,12 @@ results=$out/results.tsv
     echo "# bench/run.sh $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -n)," \
         "$(nproc) cores; reps=$reps; variants=${VARIANTS[*]}"
     echo "# command: $cmdline"
-    echo "# GOGC=${GOGC:-} GOMEMLIMIT=${GOMEMLIMIT:-} GODEBUG=${GODEBUG:-}" \
-        "gomem=$gomem_build ($gomem_link, commit $(git -C "$ROOT" \
-        rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" \
-        status --porcelain -- src include CMakeLists.txt 2>/dev/null |
-            grep -q . && echo ', src/ modified'))"
+    echo "# gomem: $gomem_build ($gomem_link): $gomem_desc"
+    echo "# GOGC=${GOGC:-} GOMEMLIMIT=${GOMEMLIMIT:-} GODEBUG=${GODEBUG:-};" \
+        "$($CC --version | head -n 1); $(go version 2>/dev/null || true)"
     printf '# bench\tconfig\tvariant\trep\tstatus\twall_s\trss_kib\tmetrics\n'
 } >"$results"
-head -n 3 "$results"
+head -n 4 "$results"
 nruns=$((reps * ${#JOBS[@]} * ${#VARIANTS[@]}))
 echo "run.sh: $nruns runs: ${#JOBS[@]} configurations x" \
     "${#VARIANTS[@]} variants x $reps reps -> $out"
