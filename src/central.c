@@ -47,9 +47,9 @@ unsigned span_central(const mspan *s)
 static void push_swept_locked(mcentral *c, mspan *s, uint32_t sg)
 {
     if (s->alloccount < s->nelems)
-        spanlist_push(&c->partial[swept_index(sg)], s, 2);
+        spanlist_push(&c->partial[swept_index(sg)], s, LIST_PARTIAL);
     else
-        spanlist_push(&c->full[swept_index(sg)], s, 3);
+        spanlist_push(&c->full[swept_index(sg)], s, LIST_FULL);
 }
 
 void central_push_swept(unsigned central, mspan *s)

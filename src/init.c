@@ -61,7 +61,7 @@ static void fork_child(void)
     if (fork_m != NULL)
         releasem(fork_m);
     gc_fork_child();
-    bgsweep_start();
+    /* the sweeper thread is restarted by the next collection */
 }
 
 void gm_init_slow(void)
@@ -81,7 +81,6 @@ void gm_init_slow(void)
     store_release(&gm_inited, 1);
     pthread_mutex_unlock(&init_lock);
     thread_register_self(false);
-    bgsweep_start();
 }
 
 void gm_init(void)

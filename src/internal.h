@@ -157,6 +157,7 @@ void span_refill_alloccache(mspan *s, uintptr_t whichbyte);
 uintptr_t span_next_free_index(mspan *s);
 
 /* Span lists (doubly linked, intrusive). */
+enum span_list { LIST_NONE, LIST_HEAP, LIST_PARTIAL, LIST_FULL };
 typedef struct spanlist {
     mspan *first;
 } spanlist;
@@ -190,13 +191,10 @@ static inline heap_arena *arena_of(uintptr_t p)
 {
     return gm_arena_index[p >> ARENA_SHIFT];
 }
-/* The in-use span holding p, or NULL. Lock-free; safe while the world is
- * stopped or for pointers the caller owns. */
-static inline mspan *span_of(uintptr_t p)
+/* The in-use span holding p, which the caller knows lies within the heap
+ * bounds, or NULL. */
+static inline mspan *span_of_inheap(uintptr_t p)
 {
-    uintptr_t lo = load_relaxed(&gm_arena_bounds.lo);
-    if (p - lo >= load_relaxed(&gm_arena_bounds.hi) - lo)
-        return NULL;
     heap_arena *a = arena_of(p);
     if (a == NULL)
         return NULL;
@@ -205,6 +203,15 @@ static inline mspan *span_of(uintptr_t p)
         p >= s->limit)
         return NULL;
     return s;
+}
+/* The in-use span holding p, or NULL. Lock-free; safe while the world is
+ * stopped or for pointers the caller owns. */
+static inline mspan *span_of(uintptr_t p)
+{
+    uintptr_t lo = load_relaxed(&gm_arena_bounds.lo);
+    if (p - lo >= load_relaxed(&gm_arena_bounds.hi) - lo)
+        return NULL;
+    return span_of_inheap(p);
 }
 void arena_init(void);
 /* New address space for the page heap: [*base, *base+size), not yet mapped.
@@ -276,6 +283,7 @@ unsigned span_central(const mspan *s);
 /* Sweep one unswept span of any class: the pages it freed, -1 if none left. */
 long sweep_one(void);
 void sweep_reclaim(uintptr_t npages);
+void span_ensure_swept(mspan *s);
 void sweep_reset(void);
 bool sweep_done(void);
 void bgsweep_after_fork_child(void);
@@ -296,6 +304,8 @@ typedef struct gm_thread {
     /* Owned by the thread; read by its own signal handler. */
     volatile uint32_t locks;        /* acquirem depth: in the runtime */
     volatile uint32_t stop_pending; /* suspend deferred to releasem */
+    uint32_t suspend_gen; /* the stop that signalled it (atomic) */
+    uint32_t acked_gen;   /* the last stop it acknowledged */
     mcache *cache;
     /* Written by the thread while stopped, read by the collector. */
     uintptr_t stack_lo, stack_hi, sp;

@@ -252,13 +252,20 @@ void gm_keep_alive(const void *p)
  * never unmapped, so a stale pointer cannot fault. */
 static mspan *find_object(const void *p, uintptr_t *base)
 {
+    if (gm_self == NULL)
+        self_slow();
+    gm_thread *m = acquirem();
     mspan *s = span_of((uintptr_t)p);
-    if (s == NULL)
-        return NULL;
-    uintptr_t i = span_objindex(s, (uintptr_t)p);
-    if (!span_is_allocated(s, i) || bit_test(s->freedbits, i))
-        return NULL;
-    *base = s->base + i * s->elemsize;
+    if (s != NULL) {
+        span_ensure_swept(s);
+        uintptr_t i = span_objindex(s, (uintptr_t)p);
+        if (load_acquire(&s->state) != MSPAN_INUSE ||
+            !span_is_allocated(s, i) || bit_test(s->freedbits, i))
+            s = NULL;
+        else
+            *base = s->base + i * s->elemsize;
+    }
+    releasem(m);
     return s;
 }
 
@@ -289,7 +296,9 @@ void gm_free(void *p)
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     mspan *s = span_of((uintptr_t)p);
     const char *why = NULL;
-    if (s == NULL) {
+    if (s != NULL)
+        span_ensure_swept(s);
+    if (s == NULL || load_acquire(&s->state) != MSPAN_INUSE) {
         why = "not a gomem object";
     } else {
         uintptr_t i = span_objindex(s, (uintptr_t)p);

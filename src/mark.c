@@ -198,10 +198,10 @@ static inline bool pop(gcwork *w, uintptr_t *lo, uintptr_t *hi)
     return true;
 }
 
-/* Shade the object that p points into, if any. */
+/* Shade the object that p (within the heap bounds) points into, if any. */
 static inline void grey_object(gcwork *w, uintptr_t p)
 {
-    mspan *s = span_of(p);
+    mspan *s = span_of_inheap(p);
     if (s == NULL)
         return;
     uintptr_t i = span_objindex(s, p);

@@ -49,7 +49,7 @@ static void insert_free(mspan *s)
     arena_set_spans(s, first + s->npages - 1, 1, s);
     spanlist *l = free_list_for(s->npages);
     if (l != &gm_mheap.freelarge) {
-        spanlist_push(l, s, 1);
+        spanlist_push(l, s, LIST_HEAP);
         return;
     }
     /* address-ordered */
@@ -63,7 +63,7 @@ static void insert_free(mspan *s)
     if (*pp != NULL)
         (*pp)->prev = s;
     *pp = s;
-    s->onlist = 1;
+    s->onlist = LIST_HEAP;
 }
 
 static void remove_free(mspan *s)

@@ -116,14 +116,22 @@ void gm_remove_roots(void *start, void *end)
     releasem(m);
 }
 
-/* Scans the collector's own stack from here, after spilling its registers
- * into this frame. */
+/* An address below the caller's frame: a callee's frame. */
+static __attribute__((noinline)) uintptr_t below_caller(void)
+{
+    return (uintptr_t)__builtin_frame_address(0);
+}
+
+/* Scans the collector's own stack after spilling its callee-saved registers
+ * into this frame. They are saved below this frame's own frame address, so
+ * the scan starts from a callee's frame, not from ours. */
 static __attribute__((noinline)) void scan_own_stack(gcwork *w, gm_thread *t)
 {
     __builtin_unwind_init();
-    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t sp = below_caller();
     scan_block(w, sp, t->stack_hi);
     gm_stacks_scan_bytes += t->stack_hi - sp;
+    __asm__ volatile("" ::: "memory"); /* keep the frame: no tail call */
 }
 
 /* World stopped. */

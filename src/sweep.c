@@ -70,6 +70,39 @@ bool span_sweep(mspan *s, bool preserve)
     return true;
 }
 
+/* Go's ensureSwept: return once s is swept for this cycle (or was freed),
+ * sweeping it here if it still waits on its central's unswept list. Until
+ * then its bitmaps are being rewritten and must not be read. In the
+ * runtime (acquirem). */
+void span_ensure_swept(mspan *s)
+{
+    uint32_t sg = load_acquire(&gm_mheap.sweepgen);
+    uint32_t ssg = load_acquire(&s->sweepgen);
+    if (ssg == sg || ssg == sg + 1 || ssg == sg + 3)
+        return;
+    if (ssg == sg - 2 && load_acquire(&s->state) == MSPAN_INUSE) {
+        mcentral *c = &gm_mcentral[span_central(s)];
+        unsigned un = 1 - (sg / 2) % 2;
+        bool mine = false;
+        pthread_mutex_lock(&c->lock);
+        if (load_relaxed(&s->sweepgen) == sg - 2 && s->onlist != 0) {
+            spanlist_remove(
+                s->onlist == LIST_PARTIAL ? &c->partial[un] : &c->full[un], s);
+            store_release(&s->sweepgen, sg - 1);
+            mine = true;
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (mine) {
+            span_sweep(s, false);
+            return;
+        }
+    }
+    /* someone else is sweeping it */
+    while (load_acquire(&s->sweepgen) != sg &&
+           load_acquire(&s->state) == MSPAN_INUSE)
+        sched_yield();
+}
+
 /* Sweep one span; returns the pages it freed, or -1 when none is left. */
 long sweep_one(void)
 {
@@ -175,6 +208,8 @@ void bgsweep_start(void)
 
 void bgsweep_wake(void)
 {
+    if (!load_acquire(&bg_started))
+        bgsweep_start();
     pthread_mutex_lock(&bg_lock);
     bg_work = 1;
     pthread_cond_signal(&bg_cond);

@@ -33,6 +33,7 @@ static int nthreads;
 static pthread_key_t exit_key;
 
 static uint32_t stw_active; /* a stop is in progress (atomic) */
+static uint32_t stw_gen;    /* stops so far, under sched.lock */
 static uint32_t stw_acks;   /* threads stopped so far (futex word) */
 static uint32_t stw_epoch;  /* bumped to restart the world (futex word) */
 
@@ -51,6 +52,10 @@ int thread_count(void)
 static __attribute__((noinline)) void suspend_wait(gm_thread *t)
 {
     uint32_t epoch = load_acquire(&stw_epoch);
+    uint32_t gen = load_acquire(&t->suspend_gen);
+    if (t->acked_gen == gen)
+        return; /* this stop was acknowledged already */
+    t->acked_gen = gen;
     t->sp = (uintptr_t)__builtin_frame_address(0);
     __atomic_fetch_add(&stw_acks, 1, __ATOMIC_RELEASE);
     sys_futex_wake(&stw_acks);
@@ -64,6 +69,9 @@ void thread_suspend_self(void)
     gm_thread *t = gm_self;
     t->stop_pending = 0;
     suspend_wait(t);
+    /* Not a tail call: that would pop the saved registers before
+     * suspend_wait records where the stack ends, hiding them. */
+    __asm__ volatile("" ::: "memory");
 }
 
 static void on_suspend(void)
@@ -84,11 +92,13 @@ void stop_the_world(void)
     pthread_mutex_lock(&sched_lock);
     gm_thread *me = gm_self;
     store_relaxed(&stw_acks, 0);
+    uint32_t gen = ++stw_gen;
     __atomic_store_n(&stw_active, 1, __ATOMIC_SEQ_CST);
     uint32_t want = 0;
     for (gm_thread *t = allthreads; t != NULL; t = t->next) {
         if (t == me)
             continue;
+        store_release(&t->suspend_gen, gen);
         if (sys_signal_thread(t->pthread) == 0)
             want++;
         else
@@ -146,6 +156,11 @@ void thread_unregister_self(void)
     gm_thread *t = gm_self;
     if (t == NULL)
         return;
+    /* Cancelled inside the suspend handler before it acknowledged a stop:
+     * acknowledge it now, or the collector would wait for us forever. */
+    sys_unblock_suspend_signal();
+    if (load_acquire(&stw_active))
+        suspend_wait(t);
     acquirem();
     mcache_release_all(t->cache);
     releasem(t);
@@ -193,12 +208,8 @@ struct start_args {
 static struct start_args *pending_starts;
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void *thread_start(void *p)
+static void drop_pending(struct start_args *a)
 {
-    struct start_args *a = p;
-    thread_register_self(false);
-    void *(*fn)(void *) = a->fn;
-    void *arg = a->arg;
     pthread_mutex_lock(&pending_lock);
     for (struct start_args **pp = &pending_starts; *pp != NULL;
          pp = &(*pp)->next)
@@ -207,6 +218,15 @@ static void *thread_start(void *p)
             break;
         }
     pthread_mutex_unlock(&pending_lock);
+}
+
+static void *thread_start(void *p)
+{
+    struct start_args *a = p;
+    thread_register_self(false);
+    void *(*fn)(void *) = a->fn;
+    void *arg = a->arg;
+    drop_pending(a);
     return fn(arg);
 }
 
@@ -234,7 +254,10 @@ pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     a->next = pending_starts;
     pending_starts = a;
     pthread_mutex_unlock(&pending_lock);
-    return real(thread, attr, thread_start, a);
+    int r = real(thread, attr, thread_start, a);
+    if (r != 0)
+        drop_pending(a);
+    return r;
 }
 
 /* ---- fork

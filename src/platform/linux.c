@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 /* ---- Memory ----------------------------------------------------------------
@@ -215,14 +216,40 @@ int sys_thread_create(uintptr_t *thread, void *(*fn)(void *), void *arg)
 /* ---- Suspend signal
  * ---------------------------------------------------------- */
 
+/*
+ * A thread blocked in a cancellable call (nanosleep, read, ...) runs with
+ * asynchronous cancellation, and glibc's cancellation signal cannot be
+ * blocked: pthread_cancel would unwind the thread out of this handler in
+ * the middle of a stop. Cancellation is made deferred for the handler's
+ * length (glibc's pthread_setcanceltype only updates a flag word, so it is
+ * safe here); a cancel that arrives meanwhile acts when the type is set
+ * back, once the world runs. (Disabling cancellation instead makes glibc
+ * 2.36 end such a thread with a NULL exit value.) A cancel that lands
+ * before the first line is handled by the thread's exit path (thread.c).
+ */
 static void on_suspend_signal(int sig, siginfo_t *info, void *uctx)
 {
     (void)sig;
     (void)info;
-    (void)uctx; /* the interrupted registers live in *uctx, on this stack */
+    /* the interrupted registers live in *uctx, on this stack */
+    int cancel;
+    pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &cancel);
     int saved = errno;
     suspend_handler();
     errno = saved;
+    /* If re-enabling cancellation unwinds the thread from here, it must go
+     * on with its own signal mask, not the all-blocked mask of this
+     * handler: otherwise it could never be stopped again. */
+    pthread_sigmask(SIG_SETMASK, &((ucontext_t *)uctx)->uc_sigmask, NULL);
+    pthread_setcanceltype(cancel, NULL);
+}
+
+void sys_unblock_suspend_signal(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, suspend_signal);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 void sys_install_suspend_handler(void (*handler)(void))

@@ -56,6 +56,10 @@ uint64_t sys_data_segments(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
  * the interrupted context already spilled onto the stack. */
 void sys_install_suspend_handler(void (*handler)(void));
 int sys_signal_thread(uintptr_t thread); /* 0 on success */
+/* An exiting thread may have been left with the signal blocked (unwound by
+ * cancellation out of the handler): unblock it so it can still be
+ * stopped. */
+void sys_unblock_suspend_signal(void);
 uintptr_t sys_thread_self(void);
 /* The real pthread_create, for the interposed one and internal threads. */
 int sys_thread_create(uintptr_t *thread, void *(*fn)(void *), void *arg);
