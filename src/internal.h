@@ -304,8 +304,8 @@ typedef struct gm_thread {
     /* Owned by the thread; read by its own signal handler. */
     volatile uint32_t locks;        /* acquirem depth: in the runtime */
     volatile uint32_t stop_pending; /* suspend deferred to releasem */
-    uint32_t suspend_gen; /* the stop that signalled it (atomic) */
-    uint32_t acked_gen;   /* the last stop it acknowledged */
+    uint32_t suspend_gen;           /* the stop that signalled it (atomic) */
+    uint32_t acked_gen;             /* the last stop it acknowledged */
     mcache *cache;
     /* Written by the thread while stopped, read by the collector. */
     uintptr_t stack_lo, stack_hi, sp;
