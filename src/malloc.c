@@ -118,7 +118,8 @@ static void *alloc_tiny(mcache *c, size_t size, bool *refilled)
     return (void *)v;
 }
 
-static void *alloc_small(mcache *c, size_t size, bool noscan, bool *refilled)
+static inline __attribute__((always_inline)) void *
+alloc_small(mcache *c, size_t size, bool noscan, bool *refilled)
 {
     unsigned spc = make_spanclass(size_to_class(size), noscan);
     mspan *s = c->alloc[spc];
@@ -159,7 +160,8 @@ static gm_thread *self_slow(void)
     return thread_register_self(false);
 }
 
-static void *mallocgc_once(size_t size, bool noscan)
+static inline __attribute__((always_inline)) void *mallocgc_once(size_t size,
+                                                                 bool noscan)
 {
     gm_thread *t = gm_self;
     if (unlikely(t == NULL))
@@ -183,32 +185,45 @@ static void *mallocgc_once(size_t size, bool noscan)
     return v;
 }
 
-void *mallocgc(size_t size, bool noscan, bool can_fail)
+/* Out of memory after one attempt: collect, release, retry; then NULL or
+ * the fatal error. */
+static __attribute__((noinline)) void *alloc_failed(size_t size, bool noscan,
+                                                    bool can_fail)
+{
+    void *v = NULL;
+    if (size < MAX_ALLOC) {
+        gm_free_os_memory(); /* a full collection, then retry */
+        v = mallocgc_once(size, noscan);
+    }
+    if (v != NULL)
+        return v;
+    if (can_fail) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    gm_memstats ms;
+    gm_read_memstats(&ms);
+    gm_throw("out of memory allocating %zu bytes (memory limit %lld, "
+             "heap_sys %llu, heap_alloc %llu)",
+             size, (long long)gm_pacer.memory_limit,
+             (unsigned long long)ms.heap_sys,
+             (unsigned long long)ms.heap_alloc);
+}
+
+static inline __attribute__((always_inline)) void *
+malloc_inline(size_t size, bool noscan, bool can_fail)
 {
     if (unlikely(size == 0))
         return gm_zerobase;
-    void *v = NULL;
-    if (likely(size < MAX_ALLOC)) {
-        v = mallocgc_once(size, noscan);
-        if (unlikely(v == NULL)) {
-            gm_free_os_memory(); /* a full collection, then retry */
-            v = mallocgc_once(size, noscan);
-        }
-    }
-    if (unlikely(v == NULL)) {
-        if (can_fail) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        gm_memstats ms;
-        gm_read_memstats(&ms);
-        gm_throw("out of memory allocating %zu bytes (memory limit %lld, "
-                 "heap_sys %llu, heap_alloc %llu)",
-                 size, (long long)gm_pacer.memory_limit,
-                 (unsigned long long)ms.heap_sys,
-                 (unsigned long long)ms.heap_alloc);
-    }
+    void *v = likely(size < MAX_ALLOC) ? mallocgc_once(size, noscan) : NULL;
+    if (unlikely(v == NULL))
+        v = alloc_failed(size, noscan, can_fail);
     return v;
+}
+
+void *mallocgc(size_t size, bool noscan, bool can_fail)
+{
+    return malloc_inline(size, noscan, can_fail);
 }
 
 /* ---- The public allocation family -------------------------------------------
@@ -216,11 +231,11 @@ void *mallocgc(size_t size, bool noscan, bool can_fail)
 
 void *gm_alloc(size_t size)
 {
-    return mallocgc(size, false, false);
+    return malloc_inline(size, false, false);
 }
 void *gm_alloc_noscan(size_t size)
 {
-    return mallocgc(size, true, false);
+    return malloc_inline(size, true, false);
 }
 void *gm_try_alloc(size_t size)
 {
