@@ -80,3 +80,8 @@ void mcache_release_all(mcache *c)
         c->tinyallocs = 0;
     }
 }
+
+void cache_fork_child(void)
+{
+    pthread_mutex_init(&freelock, NULL);
+}

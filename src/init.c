@@ -17,51 +17,46 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 void gc_fork_prepare(void);
 void gc_fork_parent(void);
 void gc_fork_child(void);
-void thread_fork_prepare(void);
-void thread_fork_parent(void);
 void thread_fork_child(void);
-void roots_lock_all(void);
-void roots_unlock_all(void);
 void roots_fork_child(void);
+void cache_fork_child(void);
 
-static gm_thread *fork_m;
-
+/* The world is stopped across fork (under gc.lock), so no thread is inside
+ * the runtime: no internal lock is held and no span is half-way between
+ * lists. The child re-initialises the locks that threads may hold outside
+ * the runtime (gc, sched, roots, centrals, heap, caches, mark, sweeper). */
 static void fork_prepare(void)
 {
+    if (!load_acquire(&gm_inited))
+        return;
+    if (gm_self == NULL)
+        thread_register_self(false);
     gc_fork_prepare();
-    thread_fork_prepare();
-    fork_m = gm_self != NULL ? acquirem() : NULL;
-    roots_lock_all();
-    for (unsigned i = 0; i < NUM_CENTRALS; i++)
-        pthread_mutex_lock(&gm_mcentral[i].lock);
-    mheap_lock();
+    stop_the_world();
 }
 
 static void fork_parent(void)
 {
-    mheap_unlock();
-    for (unsigned i = NUM_CENTRALS; i-- > 0;)
-        pthread_mutex_unlock(&gm_mcentral[i].lock);
-    roots_unlock_all();
-    if (fork_m != NULL)
-        releasem(fork_m);
-    thread_fork_parent();
+    if (!load_acquire(&gm_inited))
+        return;
+    start_the_world();
     gc_fork_parent();
 }
 
 static void fork_child(void)
 {
+    if (!load_acquire(&gm_inited))
+        return;
     pthread_mutex_init(&gm_mheap.lock, NULL);
     for (unsigned i = 0; i < NUM_CENTRALS; i++)
         pthread_mutex_init(&gm_mcentral[i].lock, NULL);
     roots_fork_child();
+    cache_fork_child();
     thread_fork_child();
     bgsweep_after_fork_child();
     mark_fork_child();
-    if (fork_m != NULL)
-        releasem(fork_m);
     gc_fork_child();
-    /* the sweeper thread is restarted by the next collection */
+    /* the sweeper and mark helper threads restart on demand */
 }
 
 void gm_init_slow(void)

@@ -169,11 +169,3 @@ void roots_fork_child(void)
 {
     pthread_mutex_init(&roots_lock, NULL);
 }
-void roots_lock_all(void)
-{
-    pthread_mutex_lock(&roots_lock);
-}
-void roots_unlock_all(void)
-{
-    pthread_mutex_unlock(&roots_lock);
-}

@@ -263,20 +263,14 @@ pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 /* ---- fork
  * ----------------------------------------------------------------------- */
 
-void thread_fork_prepare(void)
-{
-    pthread_mutex_lock(&sched_lock);
-}
-void thread_fork_parent(void)
-{
-    pthread_mutex_unlock(&sched_lock);
-}
-
-/* Only the forking thread exists in the child: the others' caches go back
- * to the centrals (all locks are held by us, reinitialised by the caller
- * afterwards) and their records are dropped. */
+/* Only the forking thread exists in the child. The world was stopped for
+ * the fork, so every other thread was outside the runtime: their caches are
+ * consistent and go back to the centrals; their records are dropped. */
 void thread_fork_child(void)
 {
+    pthread_mutex_init(&sched_lock, NULL);
+    pthread_mutex_init(&pending_lock, NULL);
+    stw_active = 0;
     gm_thread *me = gm_self;
     gm_thread *t = allthreads;
     while (t != NULL) {
@@ -288,16 +282,13 @@ void thread_fork_child(void)
         t = next;
     }
     allthreads = me;
-    nthreads = me != NULL ? 1 : 0;
-    if (me != NULL) {
-        me->next = me->prev = NULL;
-        me->pthread = sys_thread_self();
-        me->tid = sys_gettid();
-    }
-    pthread_mutex_init(&sched_lock, NULL);
-    pthread_mutex_init(&pending_lock, NULL);
+    nthreads = 1;
+    me->next = me->prev = NULL;
+    me->pthread = sys_thread_self();
+    me->tid = sys_gettid();
+    /* Objects in flight to threads that do not exist in the child are
+     * garbage there. */
     pending_starts = NULL;
-    stw_active = 0;
 }
 
 void thread_init(void)
