@@ -45,6 +45,15 @@ static unsigned long check_passed, check_failed;
         }                                                                      \
     } while (0)
 
+/* GOMEM_TEST_SCALE (default 1) scales the heaviest tests' workloads; the
+ * build sets it below 1 for sanitizer and Debug builds. */
+static inline double check_scale(void)
+{
+    const char *s = getenv("GOMEM_TEST_SCALE");
+    double v = s != NULL ? atof(s) : 1;
+    return v > 0 ? v : 1;
+}
+
 /* Prints the summary line; returns the exit status. */
 static inline int check_done(void)
 {

@@ -20,7 +20,7 @@
 #include "check.h"
 #include "memstats_check.h"
 
-enum { NODES = 200000, FORKS = 44 };
+enum { NODES = 100000, FORKS = 23 };
 
 struct node {
     struct node *next;

@@ -5,7 +5,7 @@
  * under 64 MiB of heap_sys, collections must keep happening, and objects
  * evicted from the ring must still hold what was written into them.
  *
- * usage: test_reclaim [GIB]   (default 10)
+ * usage: test_reclaim [GIB]   (default 10 x GOMEM_TEST_SCALE)
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -64,7 +64,7 @@ static void check_obj(const struct hdr *h, size_t at)
 
 int main(int argc, char **argv)
 {
-    double gib = argc > 1 ? atof(argv[1]) : 10;
+    double gib = argc > 1 ? atof(argv[1]) : 10 * check_scale();
     uint64_t total = (uint64_t)(gib * (double)(1ull << 30));
     ring = gm_alloc(RING * sizeof *ring);
     large_ring = gm_alloc(LARGE_RING * sizeof *large_ring);

@@ -8,7 +8,7 @@
  *   (f) a chain of 10 million nodes (checksummed)
  * and gm_remove_roots makes what only the range held collectable.
  *
- * usage: test_survival [NODES]   (default 10000000)
+ * usage: test_survival [NODES]   (default 10000000 x GOMEM_TEST_SCALE)
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -262,7 +262,8 @@ static void test_remove_roots(void)
 
 int main(int argc, char **argv)
 {
-    size_t nodes = argc > 1 ? strtoul(argv[1], NULL, 0) : 10000000;
+    size_t nodes = argc > 1 ? strtoul(argv[1], NULL, 0)
+                            : (size_t)(10000000 * check_scale());
     /* the data-segment list exists before the dlopen (allocating first:
      * test_first_calls covers a collection before any allocation) */
     gm_keep_alive(gm_alloc(16));
