@@ -31,8 +31,10 @@ static void save_marks(mspan *s, void *arg)
     if (s->state != MSPAN_INUSE)
         return;
     unsigned w = span_bitmap_words(s->nelems);
-    memcpy(sv->words, s->gcmarkbits, w * sizeof(uint64_t));
-    memset(s->gcmarkbits, 0, w * sizeof(uint64_t));
+    for (unsigned g = 0; g < w; g++) {
+        sv->words[g] = s->bits[3 * g + 1];
+        s->bits[3 * g + 1] = 0;
+    }
     sv->words += w;
 }
 
@@ -43,7 +45,7 @@ static void compare_marks(mspan *s, void *arg)
         return;
     unsigned w = span_bitmap_words(s->nelems);
     for (unsigned i = 0; i < w; i++) {
-        uint64_t missed = s->gcmarkbits[i] & ~sv->words[i];
+        uint64_t missed = s->bits[3 * i + 1] & ~sv->words[i];
         if (missed != 0) {
             unsigned idx = i * 64 + (unsigned)__builtin_ctzll(missed);
             gm_throw("checkmark: object %p (span %p, class %u, %zu bytes) "
@@ -52,7 +54,8 @@ static void compare_marks(mspan *s, void *arg)
                      spanclass_sizeclass(s->spanclass), (size_t)s->elemsize);
         }
     }
-    memcpy(s->gcmarkbits, sv->words, w * sizeof(uint64_t));
+    for (unsigned g = 0; g < w; g++)
+        s->bits[3 * g + 1] = sv->words[g];
     sv->words += w;
 }
 

@@ -20,7 +20,8 @@ static char *chunk_next, *chunk_end;
 static struct freenode *free_spans;
 static struct freenode *free_bits[MAX_BITMAP_WORDS + 1];
 
-void *fixalloc_persistent(size_t size)
+/* align: a power of two up to 64 (chunks are page aligned). */
+static void *persistent_aligned(size_t size, size_t align)
 {
     size = (size + 15) & ~(size_t)15;
     if (size > CHUNK / 4) {
@@ -30,16 +31,22 @@ void *fixalloc_persistent(size_t size)
         gm_mheap.other_sys += size;
         return p;
     }
-    if (chunk_next == NULL || (size_t)(chunk_end - chunk_next) < size) {
+    uintptr_t p = ((uintptr_t)chunk_next + align - 1) & ~(uintptr_t)(align - 1);
+    if (chunk_next == NULL || p + size > (uintptr_t)chunk_end) {
         chunk_next = sys_alloc(CHUNK);
         if (chunk_next == NULL)
             gm_throw("out of memory allocating metadata");
         chunk_end = chunk_next + CHUNK;
         gm_mheap.gc_sys += CHUNK;
+        p = (uintptr_t)chunk_next;
     }
-    void *p = chunk_next;
-    chunk_next += size;
-    return p;
+    chunk_next = (char *)(p + size);
+    return (void *)p;
+}
+
+void *fixalloc_persistent(size_t size)
+{
+    return persistent_aligned(size, 16);
 }
 
 mspan *fixalloc_span(void)
@@ -49,7 +56,7 @@ mspan *fixalloc_span(void)
         s = (mspan *)free_spans;
         free_spans = free_spans->next;
     } else {
-        s = fixalloc_persistent(sizeof(mspan));
+        s = persistent_aligned(sizeof(mspan), _Alignof(mspan));
         gm_mheap.mspan_sys += sizeof(mspan);
     }
     memset(s, 0, sizeof *s);

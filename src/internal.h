@@ -99,9 +99,13 @@ enum span_state {
  * span in its arena's spans[]; for free spans only the first and last page do.
  *
  * Objects: slot i is at base + i*elemsize. Slot i is allocated iff
- * i < freeindex or allocbits[i] (allocbits are as of the last sweep; every
- * free slot below freeindex has since been handed out). freedbits records
- * gm_free'd objects until the next sweep reclaims them.
+ * i < freeindex or its alloc bit is set (alloc bits are as of the last
+ * sweep; every free slot below freeindex has since been handed out). Freed
+ * bits record gm_free'd objects until the next sweep reclaims them.
+ *
+ * Bitmaps: for each group g of 64 slots, three adjacent words in bits[]:
+ * bits[3g] alloc, bits[3g+1] mark, bits[3g+2] freed, so the marker's three
+ * tests for one object touch one cache line.
  *
  * sweepgen relative to mheap.sweepgen (h), as in Go:
  *   h-2 needs sweeping; h-1 being swept; h swept;
@@ -111,38 +115,58 @@ enum span_state {
  * Protection: next/prev/list by the owning list's lock (mcentral or mheap);
  * freeindex, alloccache, alloccount by the owner (the mcache that caches it,
  * else the lock of its list or the sweeper that holds sweepgen h-1); other
- * threads read freeindex relaxed. gcmarkbits are set with atomic OR. state and
- * sweepgen are atomic. base, npages, elemsize, divmul, spanclass are fixed
- * while in use.
+ * threads read freeindex relaxed. Mark and freed words are set with atomic
+ * OR. state and sweepgen are atomic. base, npages, elemsize, divmul,
+ * spanclass are fixed while in use. The fields the marker reads come first,
+ * in one cache line.
  */
 typedef struct mspan {
-    struct mspan *next, *prev;
     uintptr_t base;
-    uintptr_t npages;
+    uintptr_t limit; /* base + nelems*elemsize */
     uintptr_t elemsize;
-    uintptr_t limit;     /* base + nelems*elemsize */
-    uint64_t alloccache; /* ~allocbits from freeindex, for ctz */
-    uint64_t *allocbits, *gcmarkbits, *freedbits;
-    uint32_t sweepgen;
+    uint64_t *bits; /* alloc/mark/freed words, interleaved by 64 slots */
     uint32_t divmul;
-    uint16_t freeindex, nelems, alloccount;
+    uint16_t freeindex, nelems;
+    uint8_t spanclass, state, hasfreed, tiny;
+    uint32_t sweepgen;
+    struct mspan *next, *prev;
+    uintptr_t npages;
+    uint64_t alloccache; /* ~alloc bits from freeindex, for ctz */
+    uint16_t alloccount;
     uint16_t alloccount_at_cache; /* for counting mallocs at uncache */
-    uint8_t spanclass, state, needzero, tiny;
+    uint8_t needzero;
     uint8_t scavenged; /* free span: its pages were returned to the OS */
-    uint8_t onlist;    /* which list holds it, for assertions (0: none) */
-} mspan;
+    uint8_t onlist;    /* which kind of list holds it: enum span_list */
+} __attribute__((aligned(64))) mspan;
 
 static inline uintptr_t span_objindex(const mspan *s, uintptr_t p)
 {
     return (uintptr_t)(((uint64_t)(p - s->base) * s->divmul) >> 32);
 }
-static inline bool bit_test(const uint64_t *b, uintptr_t i)
+static inline uint64_t *span_allocw(const mspan *s, uintptr_t i)
 {
-    return (b[i / 64] >> (i % 64)) & 1;
+    return &s->bits[3 * (i / 64)];
+}
+static inline uint64_t *span_markw(const mspan *s, uintptr_t i)
+{
+    return &s->bits[3 * (i / 64) + 1];
+}
+static inline uint64_t *span_freedw(const mspan *s, uintptr_t i)
+{
+    return &s->bits[3 * (i / 64) + 2];
+}
+static inline uint64_t bit_of(uintptr_t i)
+{
+    return (uint64_t)1 << (i % 64);
 }
 static inline bool span_is_allocated(const mspan *s, uintptr_t i)
 {
-    return i < load_relaxed(&s->freeindex) || bit_test(s->allocbits, i);
+    return i < load_relaxed(&s->freeindex) || (*span_allocw(s, i) & bit_of(i));
+}
+static inline bool span_is_freed(const mspan *s, uintptr_t i)
+{
+    return load_relaxed(&s->hasfreed) &&
+           (load_relaxed(span_freedw(s, i)) & bit_of(i));
 }
 static inline unsigned span_bitmap_words(unsigned nelems)
 {
@@ -151,7 +175,7 @@ static inline unsigned span_bitmap_words(unsigned nelems)
 
 void span_init_small(mspan *s, uint8_t spanclass, bool tiny);
 void span_init_large(mspan *s, uint8_t spanclass);
-/* Refill alloccache from allocbits at freeindex (rounded down to 64). */
+/* Refill alloccache from the alloc bits at freeindex (rounded down to 64). */
 void span_refill_alloccache(mspan *s, uintptr_t whichbyte);
 /* Next free slot index >= freeindex, or nelems; advances freeindex. */
 uintptr_t span_next_free_index(mspan *s);

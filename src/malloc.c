@@ -271,7 +271,7 @@ static mspan *find_object(const void *p, uintptr_t *base)
         span_ensure_swept(s);
         uintptr_t i = span_objindex(s, (uintptr_t)p);
         if (load_acquire(&s->state) != MSPAN_INUSE ||
-            !span_is_allocated(s, i) || bit_test(s->freedbits, i))
+            !span_is_allocated(s, i) || span_is_freed(s, i))
             s = NULL;
         else
             *base = s->base + i * s->elemsize;
@@ -321,11 +321,13 @@ void gm_free(void *p)
         } else if ((uintptr_t)p != base) {
             why = "interior pointer";
         } else {
-            uint64_t bit = (uint64_t)1 << (i % 64);
+            uint64_t bit = bit_of(i);
             uint64_t old =
-                __atomic_fetch_or(&s->freedbits[i / 64], bit, __ATOMIC_RELAXED);
+                __atomic_fetch_or(span_freedw(s, i), bit, __ATOMIC_RELAXED);
             if (old & bit)
                 why = "already freed";
+            else
+                store_relaxed(&s->hasfreed, 1);
         }
     }
     releasem(t);

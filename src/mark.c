@@ -180,14 +180,12 @@ static bool get_work(gcwork *w)
     }
 }
 
-static inline bool pop(gcwork *w, uintptr_t *lo, uintptr_t *hi)
+/* Pop from w's own buffer only; false when it is empty. */
+static inline bool pop_local(gcwork *w, uintptr_t *lo, uintptr_t *hi)
 {
     workbuf *b = w->buf;
-    if (unlikely(b->n == 0)) {
-        if (!get_work(w))
-            return false;
-        b = w->buf;
-    }
+    if (unlikely(b->n == 0))
+        return false;
     if (unlikely((++w->check & SHARE_CHECK_MASK) == 0) && b->n >= 2 &&
         (load_relaxed(&nwait) > 0 ||
          (b->n >= SHARE_MIN_FOR_HELPER && load_relaxed(&helpers_idle) > 0)))
@@ -207,11 +205,11 @@ static inline void grey_object(gcwork *w, uintptr_t p)
     uintptr_t i = span_objindex(s, p);
     if (!span_is_allocated(s, i))
         return;
-    uint64_t bit = (uint64_t)1 << (i % 64);
-    uint64_t *mw = &s->gcmarkbits[i / 64];
+    uint64_t bit = bit_of(i);
+    uint64_t *mw = span_markw(s, i);
     if (load_relaxed(mw) & bit)
         return;
-    if (s->freedbits[i / 64] & bit)
+    if (span_is_freed(s, i))
         return; /* explicitly freed: its contents are dead */
     if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit)
         return; /* another worker got there first */
@@ -237,11 +235,41 @@ void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi)
     }
 }
 
+/*
+ * Scanning an object mostly waits for its first cache line. Popped ranges
+ * therefore pass through a small FIFO: each is prefetched on entry and
+ * scanned PREFETCH_DEPTH pops later, when its line has arrived (Cher,
+ * Hosking and Vijaykumar's prefetch-on-grey). Only an empty FIFO may wait
+ * for work from others, so termination never strands queued ranges.
+ */
+enum { PREFETCH_DEPTH = 8 };
+
 static void drain(gcwork *w)
 {
-    uintptr_t lo, hi;
-    while (pop(w, &lo, &hi))
+    struct {
+        uintptr_t lo, hi;
+    } fifo[PREFETCH_DEPTH];
+    unsigned head = 0, count = 0;
+    for (;;) {
+        uintptr_t lo, hi;
+        while (count < PREFETCH_DEPTH && pop_local(w, &lo, &hi)) {
+            __builtin_prefetch((const void *)lo);
+            unsigned tail = (head + count) % PREFETCH_DEPTH;
+            fifo[tail].lo = lo;
+            fifo[tail].hi = hi;
+            count++;
+        }
+        if (count == 0) {
+            if (!get_work(w))
+                return;
+            continue;
+        }
+        lo = fifo[head].lo;
+        hi = fifo[head].hi;
+        head = (head + 1) % PREFETCH_DEPTH;
+        count--;
         scan_block(w, lo, hi);
+    }
 }
 
 /* ---- Helper threads

@@ -196,12 +196,9 @@ void mheap_free_span(mspan *s)
 {
     mheap_lock();
     store_release(&s->state, MSPAN_FREE);
-    if (s->allocbits != NULL) {
-        unsigned w = span_bitmap_words(s->nelems);
-        uint64_t *b =
-            s->allocbits < s->gcmarkbits ? s->allocbits : s->gcmarkbits;
-        fixalloc_free_bits(b, w);
-        s->allocbits = s->gcmarkbits = s->freedbits = NULL;
+    if (s->bits != NULL) {
+        fixalloc_free_bits(s->bits, span_bitmap_words(s->nelems));
+        s->bits = NULL;
     }
     gm_mheap.pages_inuse -= s->npages;
     gm_mheap.pages_free += s->npages;

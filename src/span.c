@@ -4,7 +4,7 @@
  * the invariants.
  *
  * The allocator finds free slots with alloccache, the complement of the 64
- * allocbits starting at freeindex rounded down to 64, so one ctz finds the
+ * alloc bits starting at freeindex rounded down to 64, so one ctz finds the
  * next free slot (Go's nextFreeFast).
  */
 #include "internal.h"
@@ -13,11 +13,9 @@ static void span_init_bits(mspan *s)
 {
     unsigned w = span_bitmap_words(s->nelems);
     mheap_lock();
-    uint64_t *b = fixalloc_bits(w);
+    s->bits = fixalloc_bits(w);
     mheap_unlock();
-    s->allocbits = b;
-    s->gcmarkbits = b + w;
-    s->freedbits = b + 2 * w;
+    s->hasfreed = 0;
 }
 
 void span_init_small(mspan *s, uint8_t spanclass, bool tiny)
@@ -53,7 +51,7 @@ void span_refill_alloccache(mspan *s, uintptr_t whichbyte)
 {
     uintptr_t word = whichbyte / 8;
     uint64_t bits =
-        word < span_bitmap_words(s->nelems) ? s->allocbits[word] : ~(uint64_t)0;
+        word < span_bitmap_words(s->nelems) ? s->bits[3 * word] : ~(uint64_t)0;
     s->alloccache = ~bits;
 }
 

@@ -6,7 +6,7 @@
  * Go's reclaim), by the background sweeper, and to completion before the next
  * cycle starts (sweep_all).
  *
- * Sweeping a span: new allocbits = gcmarkbits & ~freedbits, marks cleared,
+ * Sweeping a span: new alloc bits = mark bits & ~freed bits, marks cleared,
  * freeindex reset; a span left with no objects goes back to the page heap.
  * Frees are counted here, per size class.
  *
@@ -32,19 +32,17 @@ bool span_sweep(mspan *s, bool preserve)
     uint32_t sg = load_acquire(&gm_mheap.sweepgen);
     unsigned w = span_bitmap_words(s->nelems);
     unsigned live = 0;
-    for (unsigned i = 0; i < w; i++) {
-        uint64_t m = s->gcmarkbits[i] & ~s->freedbits[i];
-        s->gcmarkbits[i] = m;
-        s->freedbits[i] = 0;
+    /* The marks, less what gm_free released, become the alloc bits. */
+    for (unsigned g = 0; g < w; g++) {
+        uint64_t *b = &s->bits[3 * g];
+        uint64_t m = b[1] & ~b[2];
+        b[0] = m;
+        b[1] = 0;
+        b[2] = 0;
         live += (unsigned)__builtin_popcountll(m);
     }
+    s->hasfreed = 0;
     unsigned freed = s->alloccount - live;
-    /* The marks become the allocation bits; the old bits, cleared, become
-     * the next cycle's marks. */
-    uint64_t *old = s->allocbits;
-    s->allocbits = s->gcmarkbits;
-    memset(old, 0, w * sizeof(uint64_t));
-    s->gcmarkbits = old;
     s->alloccount = (uint16_t)live;
     store_relaxed(&s->freeindex, 0);
     span_refill_alloccache(s, 0);

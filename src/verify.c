@@ -26,7 +26,8 @@ static void check_span(mspan *s, uint32_t sg)
     /* bits past nelems stay clear */
     if (s->nelems % 64 != 0) {
         uint64_t tail = ~(uint64_t)0 << (s->nelems % 64);
-        if ((s->allocbits[w - 1] | s->gcmarkbits[w - 1]) & tail)
+        uint64_t *b = &s->bits[3 * (w - 1)];
+        if ((b[0] | b[1] | b[2]) & tail)
             gm_throw("verify: span %p has bits past its last object",
                      (void *)s->base);
     }
