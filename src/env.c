@@ -18,8 +18,8 @@ static bool parse_int64(const char *s, size_t n, int64_t *out)
         return false;
     bool neg = false;
     size_t i = 0;
-    if (s[0] == '-' || s[0] == '+') {
-        neg = s[0] == '-';
+    if (s[0] == '-') { /* Go's atoi: a minus sign, never a plus */
+        neg = true;
         i = 1;
         if (n == 1)
             return false;
