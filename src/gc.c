@@ -38,17 +38,17 @@ static void print_trace(uint64_t n, int64_t start, int64_t t_stop,
     double a = (double)(t_stop - start) / 1e6;
     double b = (double)(t_mark - t_stop) / 1e6;
     double c = (double)(t_end - t_mark) / 1e6;
-    const double mb = 1 << 20;
+    const int mb = 20; /* Go prints bytes >> 20 */
     gm_printf("gc %llu @%.3fs %d%%: %.3g+%.3g+%.3g ms clock, "
               "%.3g+%.3g/%.3g/%.3g+%.3g ms cpu, %llu->%llu->%llu MB, "
               "%llu MB goal, %llu MB stacks, %llu MB globals, %d P%s\n",
               (unsigned long long)n, since, (int)pct, a, b, c, a * nproc, 0.0,
-              b, 0.0, c * nproc, (unsigned long long)(live_start / mb),
-              (unsigned long long)(live_start / mb),
-              (unsigned long long)(marked / mb),
-              (unsigned long long)(gm_pacer.heap_goal / mb),
-              (unsigned long long)(gm_stacks_scan_bytes / mb),
-              (unsigned long long)(gm_globals_scan_bytes / mb), nproc,
+              b, 0.0, c * nproc, (unsigned long long)(live_start >> mb),
+              (unsigned long long)(live_start >> mb),
+              (unsigned long long)(marked >> mb),
+              (unsigned long long)(gm_pacer.heap_goal >> mb),
+              (unsigned long long)(gm_stacks_scan_bytes >> mb),
+              (unsigned long long)(gm_globals_scan_bytes >> mb), nproc,
               forced ? " (forced)" : "");
 }
 
