@@ -261,12 +261,13 @@ results=$out/results.tsv
     echo "# bench/run.sh $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -n)," \
         "$(nproc) cores; reps=$reps; variants=${VARIANTS[*]}"
     echo "# command: $cmdline"
+    echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# gomem: $gomem_build ($gomem_link): $gomem_desc"
     echo "# GOGC=${GOGC:-} GOMEMLIMIT=${GOMEMLIMIT:-} GODEBUG=${GODEBUG:-};" \
         "$($CC --version | head -n 1); $(go version 2>/dev/null || true)"
     printf '# bench\tconfig\tvariant\trep\tstatus\twall_s\trss_kib\tmetrics\n'
 } >"$results"
-head -n 4 "$results"
+head -n 5 "$results"
 nruns=$((reps * ${#JOBS[@]} * ${#VARIANTS[@]}))
 echo "run.sh: $nruns runs: ${#JOBS[@]} configurations x" \
     "${#VARIANTS[@]} variants x $reps reps -> $out"
@@ -291,6 +292,7 @@ for rep in $(seq 1 "$reps"); do
             tag="$b-${config// /_}-$v-r$rep"
             log=$out/logs/$tag
             status=ok
+            load1=$(cut -d' ' -f1 /proc/loadavg)
             # shellcheck disable=SC2086 # args is a list
             if ! /usr/bin/time -f '%e %M' -o "$log.time" \
                 "$BIN/$b-$v" $args >"$log.out" 2>"$log.err"; then
@@ -316,6 +318,9 @@ for rep in $(seq 1 "$reps"); do
                 *) [ -n "$metrics" ] || status=no-result ;;
                 esac
             fi
+            # The machine's 1-minute load when the run started, to judge
+            # noise: above the 2 cores, runs compete for CPU.
+            metrics="${metrics:+$metrics }load1=$load1"
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$config" "$v" \
                 "$rep" "$status" "$wall" "$rss" "$metrics" >>"$results"
             printf '[%d/%d] %-11s %-28s %-8s rep %d: %s %6ss %7s KiB\n' \
@@ -326,6 +331,7 @@ for rep in $(seq 1 "$reps"); do
     done
 done
 
+echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
 echo
 summary=$out/summary.md
 python3 "$BENCH/summarize.py" "$results" | tee "$summary"

@@ -11,7 +11,9 @@ list of key=value pairs taken from the program's RESULT line.
 Prints Markdown tables (readable as plain text too): medians over the
 repetitions, the min-max spread of wall time, and ratios to the baseline
 variant (gomem by default): ratio = variant / baseline, so > 1 means the
-variant is slower or bigger than the baseline. Ends with the project's
+variant is slower or bigger than the baseline. "load" is the median 1-minute
+load average when the runs started: above 2 (the core count) other work
+competed for the CPU. Ends with the project's
 targets checked against the medians when the needed rows exist.
 """
 import collections
@@ -131,7 +133,8 @@ def wall_rss_table(variants, base, extra=()):
     bwall = med(r["wall"] for r in bo)
     brss = med(r["rss"] for r in bo)
     header = ["variant", "runs", "wall s", "min-max s", "peak RSS MiB",
-              f"wall/{base}", f"RSS/{base}"] + [e[0] for e in extra]
+              f"wall/{base}", f"RSS/{base}"] + [e[0] for e in extra] + [
+                  "load"]
     rows = []
     for v in sorted(variants, key=order_key):
         rs = variants[v]
@@ -144,6 +147,7 @@ def wall_rss_table(variants, base, extra=()):
                ratio(w, bwall), ratio(rss, brss)]
         for _, key, digits in extra:
             row.append(fmt(metric(ok, key), digits))
+        row.append(fmt(metric(rs, "load1"), 1))
         rows.append(row)
     table(header, rows)
 
