@@ -7,10 +7,10 @@
 # INTERLEAVED: for each repetition, every benchmark configuration runs once
 # per variant, the variant order rotating between repetitions, so machine
 # noise spreads over all variants alike. Each run is timed with
-# `/usr/bin/time -f '%e %M'` (wall seconds, peak RSS KiB). Prints one
-# Markdown table per benchmark with medians and ratios to gomem (see
-# bench/summarize.py); raw results and every run's output are kept under
-# bench/out/runs/<date>/.
+# `/usr/bin/time -f '%e %M %U %S'` (wall s, peak RSS KiB, user and system
+# CPU s). Prints one Markdown table per benchmark with medians and ratios to
+# gomem (see bench/summarize.py); raw results and every run's output are
+# kept under bench/out/runs/<date>/.
 #
 # Usage: bench/run.sh [options]
 #   --gomem-build DIR   gomem's CMake build dir (default: ../build relative
@@ -294,7 +294,7 @@ for rep in $(seq 1 "$reps"); do
             status=ok
             load1=$(cut -d' ' -f1 /proc/loadavg)
             # shellcheck disable=SC2086 # args is a list
-            if ! /usr/bin/time -f '%e %M' -o "$log.time" \
+            if ! /usr/bin/time -f '%e %M %U %S' -o "$log.time" \
                 "$BIN/$b-$v" $args >"$log.out" 2>"$log.err"; then
                 status=exit$(grep -o 'exited with non-zero status [0-9]*' \
                     "$log.time" | grep -o '[0-9]*$' || echo '?')
@@ -302,7 +302,9 @@ for rep in $(seq 1 "$reps"); do
                     status=signal$(grep -o 'signal [0-9]*' "$log.time" |
                         grep -o '[0-9]*')
             fi
-            read -r wall rss < <(tail -n 1 "$log.time") || true
+            read -r wall rss utime stime < <(tail -n 1 "$log.time") || true
+            cpu=$(awk -v u="${utime:-0}" -v s="${stime:-0}" \
+                'BEGIN { printf "%.2f", u + s }')
             metrics=$(grep '^RESULT ' "$log.out" | tail -n 1 |
                 sed 's/^RESULT //' || true)
             if [ "$status" = ok ]; then
@@ -320,7 +322,7 @@ for rep in $(seq 1 "$reps"); do
             fi
             # The machine's 1-minute load when the run started, to judge
             # noise: above the 2 cores, runs compete for CPU.
-            metrics="${metrics:+$metrics }load1=$load1"
+            metrics="${metrics:+$metrics }cpu_s=$cpu load1=$load1"
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$config" "$v" \
                 "$rep" "$status" "$wall" "$rss" "$metrics" >>"$results"
             printf '[%d/%d] %-11s %-28s %-8s rep %d: %s %6ss %7s KiB\n' \

@@ -11,7 +11,8 @@ list of key=value pairs taken from the program's RESULT line.
 Prints Markdown tables (readable as plain text too): medians over the
 repetitions, the min-max spread of wall time, and ratios to the baseline
 variant (gomem by default): ratio = variant / baseline, so > 1 means the
-variant is slower or bigger than the baseline. "load" is the median 1-minute
+variant is slower or bigger than the baseline. "CPU s" is user + system
+time of the whole process (collector threads included). "load" is the median 1-minute
 load average when the runs started: above 2 (the core count) other work
 competed for the CPU. Ends with the project's
 targets checked against the medians when the needed rows exist.
@@ -132,7 +133,7 @@ def wall_rss_table(variants, base, extra=()):
     bo = ok_runs(variants.get(base, []))
     bwall = med(r["wall"] for r in bo)
     brss = med(r["rss"] for r in bo)
-    header = ["variant", "runs", "wall s", "min-max s", "peak RSS MiB",
+    header = ["variant", "runs", "wall s", "min-max s", "CPU s", "peak RSS MiB",
               f"wall/{base}", f"RSS/{base}"] + [e[0] for e in extra] + [
                   "load"]
     rows = []
@@ -143,7 +144,8 @@ def wall_rss_table(variants, base, extra=()):
         w = med(walls)
         rss = med(r["rss"] for r in ok)
         spread = f"{min(walls):.2f}-{max(walls):.2f}" if walls else "-"
-        row = [v, status_cell(rs), fmt(w), spread, fmt(rss, 1),
+        row = [v, status_cell(rs), fmt(w), spread, fmt(metric(ok, "cpu_s")),
+               fmt(rss, 1),
                ratio(w, bwall), ratio(rss, brss)]
         for _, key, digits in extra:
             row.append(fmt(metric(ok, key), digits))
