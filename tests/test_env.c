@@ -9,14 +9,19 @@
  *    value in force, as debug.SetGCPercent), GOMEMLIMIT as parseByteCount;
  *  - GODEBUG=gctrace=1 prints one line per cycle in Go's gctrace format
  *    (checked with Go's own regular expression, as POSIX ERE), numbered
- *    from 1, the forced one marked "(forced)".
+ *    from 1, the forced one marked "(forced)", also for a phase of over a
+ *    second (a thread holding the suspend signal blocked);
  * gm_set_gc_percent returns the previous value, in process.
  *
  * usage: test_env            the checks above
  *        test_env --syntax   strict Go syntax: "+50" is not a number
- *        test_env --child {workload|trace|gogc|limit}   (internal)
+ *        test_env --child {workload|trace|slowstop|gogc|limit} (internal)
  */
+#include <pthread.h>
 #include <regex.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +56,24 @@ static void workload(void)
     }
 }
 
+/* Holds the suspend signal (SIGPWR) blocked for 1.2 s: a collection started
+ * meanwhile spends that long stopping the world. */
+static sem_t blocking;
+static void *block_suspend(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPWR);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sem_post(&blocking);
+    struct timespec ts = {1, 200 * 1000 * 1000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    return NULL;
+}
+
 static int child(const char *mode)
 {
     gm_memstats ms;
@@ -58,6 +81,18 @@ static int child(const char *mode)
         workload();
         if (strcmp(mode, "trace") == 0)
             gm_collect();
+        gm_read_memstats(&ms);
+        printf("num_gc=%u forced=%u\n", ms.num_gc, ms.num_forced_gc);
+    } else if (strcmp(mode, "slowstop") == 0) {
+        pthread_t t;
+        sem_init(&blocking, 0, 0);
+        gm_keep_alive(gm_alloc(100));
+        if (pthread_create(&t, NULL, block_suspend, NULL) != 0)
+            return 3;
+        while (sem_wait(&blocking) != 0)
+            ;
+        gm_collect();
+        pthread_join(t, NULL);
         gm_read_memstats(&ms);
         printf("num_gc=%u forced=%u\n", ms.num_gc, ms.num_forced_gc);
     } else if (strcmp(mode, "gogc") == 0) {
@@ -260,6 +295,26 @@ static void test_gctrace(void)
     CHECK(misnumbered == 0, "%u gctrace lines out of sequence", misnumbered);
     CHECK(forced_lines == 1 && forced == 1,
           "%u lines marked (forced), %u forced cycles", forced_lines, forced);
+
+    /* a phase of over a second: Go prints whole milliseconds, never an
+     * exponent (fmtNSAsMS) */
+    const char *slow_env[] = {"GODEBUG=gctrace=1",
+                              "GOMEM_SUSPEND_SIGNAL=", NULL};
+    run("slowstop", slow_env, &r);
+    CHECK(ok_status(&r), "slowstop child failed (status 0x%x): %s", r.status,
+          r.err);
+    unsigned slow = 0;
+    for (char *line = strtok(r.err, "\n"); line != NULL;
+         line = strtok(NULL, "\n")) {
+        CHECK(regexec(&re, line, 0, NULL, 0) == 0,
+              "gctrace line for a slow stop does not match Go's format: "
+              "\"%s\"",
+              line);
+        const char *clock = strstr(line, "%: ");
+        if (clock != NULL && atof(clock + 3) >= 1000)
+            slow++;
+    }
+    CHECK(slow == 1, "%u gctrace lines with a sweep termination >= 1 s", slow);
     regfree(&re);
 
     /* without GODEBUG, nothing is printed */
