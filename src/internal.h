@@ -407,6 +407,7 @@ struct gcwork {
     struct workbuf *buf;
     uint64_t bytes_marked;
     uint32_t check;
+    bool atomic_marks; /* false only while this is the sole marker */
 };
 void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi);
 void mark_run(void (*scan_roots)(gcwork *w), bool parallel);

@@ -24,7 +24,9 @@
  * roots is marked (the world is stopped, so no mutator can hide a pointer).
  *
  * Protection: mark bits are set with an atomic OR (two workers may shade the
- * same object: only the one that sets the bit queues it); work_full,
+ * same object: only the one that sets the bit queues it), except by the
+ * collector while it marks alone: helpers only mark what it publishes, and
+ * it switches to atomic OR before it publishes anything; work_full,
  * work_free, nwait and mark_done under work_lock; a gcwork belongs to its
  * worker.
  */
@@ -99,6 +101,7 @@ void gcwork_init(gcwork *w)
     pthread_mutex_unlock(&work_lock);
     w->bytes_marked = 0;
     w->check = 0;
+    w->atomic_marks = true;
 }
 
 static void gcwork_dispose(gcwork *w)
@@ -116,6 +119,7 @@ static void gcwork_dispose(gcwork *w)
 
 static __attribute__((noinline)) void push_slow(gcwork *w)
 {
+    w->atomic_marks = true; /* others may mark from now on */
     pthread_mutex_lock(&work_lock);
     publish_locked(w->buf);
     w->buf = getbuf_locked();
@@ -139,6 +143,7 @@ static __attribute__((noinline)) void share_half(gcwork *w)
 {
     workbuf *b = w->buf;
     uintptr_t half = b->n / 2;
+    w->atomic_marks = true; /* others may mark from now on */
     pthread_mutex_lock(&work_lock);
     workbuf *nb = getbuf_locked();
     memcpy(nb->items, b->items, half * sizeof b->items[0]);
@@ -207,12 +212,17 @@ static inline void grey_object(gcwork *w, uintptr_t p)
         return;
     uint64_t bit = bit_of(i);
     uint64_t *mw = span_markw(s, i);
-    if (load_relaxed(mw) & bit)
+    uint64_t old = load_relaxed(mw);
+    if (old & bit)
         return;
     if (span_is_freed(s, i))
         return; /* explicitly freed: its contents are dead */
-    if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit)
-        return; /* another worker got there first */
+    if (likely(w->atomic_marks)) {
+        if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit)
+            return; /* another worker got there first */
+    } else {
+        store_relaxed(mw, old | bit); /* no other worker marks yet */
+    }
     w->bytes_marked += s->elemsize;
     if (spanclass_noscan(s->spanclass))
         return;
@@ -332,6 +342,8 @@ void mark_run(void (*scan_roots)(gcwork *w), bool parallel)
 
     gcwork w;
     gcwork_init(&w);
+    /* Alone until the first work is published: plain stores suffice. */
+    w.atomic_marks = false;
     scan_roots(&w);
     drain(&w);
     gcwork_dispose(&w);
