@@ -23,35 +23,6 @@ uint64_t gm_heap_live;
 
 void gc_init(void) {}
 
-static void print_trace(uint64_t n, int64_t start, int64_t t_stop,
-                        int64_t t_mark, int64_t t_end, uint64_t live_start,
-                        uint64_t marked, bool forced)
-{
-    /* Go's line: gc # @#s #%: #+#+# ms clock, #+#/#/#+# ms cpu,
-     * #->#-># MB, # MB goal, # MB stacks, # MB globals, # P */
-    double since = (double)(start - gm_stat.start_nanotime) / 1e9;
-    int64_t elapsed = sys_nanotime() - gm_stat.start_nanotime;
-    int nproc = sys_ncpu();
-    double pct = elapsed > 0 ? 100.0 * (double)gm_stat.gc_cpu_ns /
-                                   ((double)elapsed * nproc)
-                             : 0;
-    double a = (double)(t_stop - start) / 1e6;
-    double b = (double)(t_mark - t_stop) / 1e6;
-    double c = (double)(t_end - t_mark) / 1e6;
-    const int mb = 20; /* Go prints bytes >> 20 */
-    gm_printf("gc %llu @%.3fs %d%%: %.3g+%.3g+%.3g ms clock, "
-              "%.3g+%.3g/%.3g/%.3g+%.3g ms cpu, %llu->%llu->%llu MB, "
-              "%llu MB goal, %llu MB stacks, %llu MB globals, %d P%s\n",
-              (unsigned long long)n, since, (int)pct, a, b, c, a * nproc, 0.0,
-              b, 0.0, c * nproc, (unsigned long long)(live_start >> mb),
-              (unsigned long long)(live_start >> mb),
-              (unsigned long long)(marked >> mb),
-              (unsigned long long)(gm_pacer.heap_goal >> mb),
-              (unsigned long long)(gm_stacks_scan_bytes >> mb),
-              (unsigned long long)(gm_globals_scan_bytes >> mb), nproc,
-              forced ? " (forced)" : "");
-}
-
 void gc_start(int trigger)
 {
     ensure_init();
@@ -103,9 +74,19 @@ void gc_start(int trigger)
         verify_heap_stopped();
     start_the_world();
 
-    if (gm_debugvars.gctrace > 0)
-        print_trace(n + 1, start, t_stop, t_mark, t_end, live_start, marked,
-                    trigger == GC_TRIGGER_FORCED);
+    if (gm_debugvars.gctrace > 0) {
+        gc_cycle_trace tr = {
+            .n = n + 1,
+            .start = start,
+            .stop = t_stop,
+            .mark_done = t_mark,
+            .end = t_end,
+            .heap_start = live_start,
+            .heap_marked = marked,
+            .forced = trigger == GC_TRIGGER_FORCED,
+        };
+        trace_gc(&tr);
+    }
     if (trigger == GC_TRIGGER_FORCED || gm_debugvars.gcstoptheworld >= 2)
         sweep_all();
     else

@@ -442,6 +442,18 @@ static inline bool gc_should_trigger(void)
            load_relaxed(&gm_heap_live) >= load_relaxed(&gm_pacer.trigger);
 }
 
+/* ---- gctrace (trace.c) ------------------------------------------------------
+ */
+
+typedef struct gc_cycle_trace {
+    uint64_t n;                          /* cycle number, from 1 */
+    int64_t start, stop, mark_done, end; /* nanotime of each phase start */
+    uint64_t heap_start, heap_marked;
+    bool forced;
+} gc_cycle_trace;
+/* Prints Go's GODEBUG=gctrace=1 line for a finished cycle. */
+void trace_gc(const gc_cycle_trace *t);
+
 /* ---- Environment (env.c) --------------------------------------------------
  */
 
