@@ -173,8 +173,8 @@ static void hub_op(uint64_t *rs)
     if (h->n < 8 || (r & 7) == 0) {
         /* grow by one (gm_realloc keeps the pointers) or start over */
         if (h->n >= 512) {
-            h->arr = gm_alloc(8 * sizeof(node *));
-            h->n = 0;
+            h->arr = gm_alloc(8 * sizeof(node *)); /* 8 NULL entries */
+            h->n = 8;
         } else {
             h->arr = gm_realloc(h->arr, (h->n + 1) * sizeof(node *));
             h->arr[h->n++] = NULL;
