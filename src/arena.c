@@ -32,11 +32,6 @@ void arena_init(void)
         gm_throw("cannot reserve the arena index");
 }
 
-heap_arena *arena_first(void)
-{
-    return arenas;
-}
-
 /* hi first: a racing reader then sees [old lo, new hi) or [0, new hi) for
  * the first arena, never a range reaching past 48-bit addresses. */
 static void widen_bounds(uintptr_t lo, uintptr_t hi)

@@ -21,8 +21,6 @@
 static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
 uint64_t gm_heap_live;
 
-void gc_init(void) {}
-
 void gc_start(int trigger)
 {
     ensure_init();

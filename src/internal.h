@@ -243,7 +243,6 @@ void arena_init(void);
 bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size);
 void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
                      mspan *value);
-heap_arena *arena_first(void);
 /* Calls fn for every span record (in use or free) at its first page, in
  * address order within each arena. World stopped or mheap.lock held. */
 void arena_for_each_span(void (*fn)(mspan *s, void *arg), void *arg);
@@ -309,7 +308,6 @@ long sweep_one(void);
 void sweep_reclaim(uintptr_t npages);
 void span_ensure_swept(mspan *s);
 void sweep_reset(void);
-bool sweep_done(void);
 void bgsweep_after_fork_child(void);
 /* Sweep a span whose sweepgen the caller moved to h-1. Returns false if the
  * span was freed to the heap. preserve: keep it off the lists (caller uses
@@ -365,7 +363,6 @@ void stop_the_world(void);
 void start_the_world(void);
 /* Iterate threads; world stopped. */
 gm_thread *thread_first(void);
-int thread_count(void);
 
 /* ---- Per-thread cache (cache.c) -------------------------------------------
  */
@@ -421,7 +418,6 @@ extern uint64_t gm_heap_marked_bytes; /* this cycle */
 
 enum { GC_TRIGGER_HEAP, GC_TRIGGER_FORCED };
 void gc_start(int trigger);
-void gc_init(void);
 extern uint64_t gm_heap_live; /* bytes in objects and cached spans (atomic) */
 
 typedef struct pacer {

@@ -10,7 +10,7 @@
  * freeindex reset; a span left with no objects goes back to the page heap.
  * Frees are counted here, per size class.
  *
- * Protection: sweep_cursor and the "done" state are atomic. Once the cursor
+ * Protection: sweep_cursor is atomic. Once the cursor
  * has passed a central, no unswept span can appear there until the next
  * cycle (new and cached spans are swept), so the cursor never moves back.
  */
@@ -20,7 +20,6 @@
 #include "internal.h"
 
 static uint32_t sweep_cursor; /* next central to look at (atomic) */
-static uint32_t sweep_active; /* sweeps in progress (atomic) */
 
 void sweep_reset(void)
 {
@@ -106,13 +105,10 @@ long sweep_one(void)
 {
     uint32_t sg = load_acquire(&gm_mheap.sweepgen);
     unsigned un = 1 - (sg / 2) % 2;
-    fetch_add(&sweep_active, 1);
     for (;;) {
         uint32_t i = load_acquire(&sweep_cursor);
-        if (i >= NUM_CENTRALS) {
-            __atomic_fetch_sub(&sweep_active, 1, __ATOMIC_RELEASE);
+        if (i >= NUM_CENTRALS)
             return -1;
-        }
         mcentral *c = &gm_mcentral[i];
         pthread_mutex_lock(&c->lock);
         mspan *s = spanlist_pop(&c->partial[un]);
@@ -126,16 +122,8 @@ long sweep_one(void)
         }
         store_release(&s->sweepgen, sg - 1);
         uintptr_t npages = s->npages;
-        long r = span_sweep(s, false) ? 0 : (long)npages;
-        __atomic_fetch_sub(&sweep_active, 1, __ATOMIC_RELEASE);
-        return r;
+        return span_sweep(s, false) ? 0 : (long)npages;
     }
-}
-
-bool sweep_done(void)
-{
-    return load_acquire(&sweep_cursor) >= NUM_CENTRALS &&
-           load_acquire(&sweep_active) == 0;
 }
 
 /* Sweep until npages pages went back to the heap (Go's mheap.reclaim), so

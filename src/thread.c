@@ -41,10 +41,6 @@ gm_thread *thread_first(void)
 {
     return allthreads;
 }
-int thread_count(void)
-{
-    return nthreads;
-}
 
 /* Runs where the stopped thread is: records where its stack ends (below
  * the registers that thread_suspend_self or the signal frame spilled),
