@@ -16,7 +16,7 @@
  * itself in releasem, so no thread is ever stopped half-way through an
  * allocation or while holding an internal lock (see internal.h).
  *
- * Protection: the thread list and nthreads under sched.lock; stw_acks and
+ * Protection: the thread list under sched.lock; stw_acks and
  * stw_epoch are atomic futex words; gm_thread.locks/stop_pending belong to
  * their thread (and its signal handler: signal fences order them).
  */
@@ -29,7 +29,6 @@ __thread gm_thread *gm_self __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
 static gm_thread *allthreads;
-static int nthreads;
 static pthread_key_t exit_key;
 
 static uint32_t stw_active; /* a stop is in progress (atomic) */
@@ -140,7 +139,6 @@ gm_thread *thread_register_self(bool internal)
     if (allthreads != NULL)
         allthreads->prev = t;
     allthreads = t;
-    nthreads++;
     gm_self = t;
     pthread_mutex_unlock(&sched_lock);
     pthread_setspecific(exit_key, t);
@@ -167,7 +165,6 @@ void thread_unregister_self(void)
         allthreads = t->next;
     if (t->next != NULL)
         t->next->prev = t->prev;
-    nthreads--;
     gm_self = NULL;
     pthread_mutex_unlock(&sched_lock);
     pthread_setspecific(exit_key, NULL);
@@ -278,7 +275,6 @@ void thread_fork_child(void)
         t = next;
     }
     allthreads = me;
-    nthreads = 1;
     me->next = me->prev = NULL;
     me->pthread = sys_thread_self();
     me->tid = sys_gettid();
