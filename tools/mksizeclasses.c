@@ -22,13 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* The limits the table must meet (NUM_SIZE_CLASSES, MAX_SMALL_SIZE, ...). */
+#include "../src/sizeclasses.h"
+
 enum {
-    PAGE_SIZE = 8192,
-    MAX_SMALL_SIZE = 32768,
-    SMALL_SIZE_DIV = 8,
-    SMALL_SIZE_MAX = 1024,
-    LARGE_SIZE_DIV = 128,
-    WANT_CLASSES = 68,
+    PAGE_SIZE = 8192, /* Go's runtime page (internal.h's PAGE_SIZE) */
+    WANT_CLASSES = NUM_SIZE_CLASSES,
 };
 
 struct class
