@@ -108,9 +108,9 @@ enum span_state {
  * tests for one object touch one cache line.
  *
  * sweepgen relative to mheap.sweepgen (h), as in Go:
- *   h-2 needs sweeping; h-1 being swept; h swept;
- *   h+1 cached before sweeping began (swept by its owner on uncache);
- *   h+3 swept and cached.
+ *   h-2 needs sweeping; h-1 being swept; h swept.
+ * (Go also has h+1/h+3 for spans cached across a cycle; gomem empties every
+ * cache at mark termination, so a cached span is always swept, h.)
  *
  * Protection: next/prev/list by the owning list's lock (mcentral or mheap);
  * freeindex, alloccache, alloccount by the owner (the mcache that caches it,

@@ -75,7 +75,7 @@ void span_ensure_swept(mspan *s)
 {
     uint32_t sg = load_acquire(&gm_mheap.sweepgen);
     uint32_t ssg = load_acquire(&s->sweepgen);
-    if (ssg == sg || ssg == sg + 1 || ssg == sg + 3)
+    if (ssg == sg)
         return;
     if (ssg == sg - 2 && load_acquire(&s->state) == MSPAN_INUSE) {
         mcentral *c = &gm_mcentral[span_central(s)];
