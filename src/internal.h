@@ -10,6 +10,10 @@
  *   3. roots.lock       user root ranges                      (roots.c)
  *   4. mcentral[i].lock span lists of one span class          (central.c)
  *   5. mheap.lock       pages, arenas, metadata (fixalloc)    (pageheap.c)
+ * Leaf locks, never held while taking another: work_lock (mark.c: mark
+ * work buffers and helpers), bg_lock (sweep.c: waking the sweeper),
+ * pending_lock (thread.c: start arguments in flight), freelock (cache.c:
+ * spare thread caches), init_lock (init.c: start-up).
  *
  * Stopping the world: a thread is only stopped outside the runtime. Every
  * internal lock from 3 down is taken only between acquirem() and releasem();
