@@ -438,8 +438,7 @@ void pacer_init(void);
 void pacer_commit(uint64_t heap_marked, uint64_t stacks, uint64_t globals);
 static inline bool gc_should_trigger(void)
 {
-    return gm_pacer.gcpercent >= 0 &&
-           load_relaxed(&gm_heap_live) >= load_relaxed(&gm_pacer.trigger);
+    return load_relaxed(&gm_heap_live) >= load_relaxed(&gm_pacer.trigger);
 }
 
 /* ---- gctrace (trace.c) ------------------------------------------------------
@@ -481,6 +480,9 @@ typedef struct gm_stats {
 } gm_stats;
 extern gm_stats gm_stat;
 uint64_t stats_unflushed_mallocs(uint64_t nmalloc[NUM_SIZE_CLASSES]);
+/* Bytes in allocated objects as the flushed counters say (MemStats's
+ * HeapAlloc without what thread caches hold back). */
+uint64_t stats_heap_alloc_bytes(void);
 
 /* ---- Verification (verify.c) ----------------------------------------------
  */

@@ -4,11 +4,21 @@
  *
  *     goal = marked + (marked + stacks + globals) * GOGC/100
  *
- * raised to heap_minimum = 4 MiB * GOGC/100, and a collection starts when
- * heap_live reaches it (the concurrent collector will start earlier, by the
- * runway Go computes from cons/mark). GOGC=off (gcpercent < 0) never
- * triggers. The memory limit is recorded for gm_set_memory_limit and the
- * out-of-memory message; its goal arrives with the concurrent pacer.
+ * raised to heap_minimum = 4 MiB * GOGC/100, and capped by Go's memory-limit
+ * goal (memoryLimitHeapGoal):
+ *
+ *     mapped   = what the runtime holds from the OS, less released pages
+ *     nonheap  = mapped - free heap pages - bytes in allocated objects
+ *     overage  = max(mapped - limit, 0)
+ *     goal     = limit - (nonheap + overage) - max(3% of that, 1 MiB),
+ *                at least marked
+ *
+ * A collection starts when heap_live reaches the goal (the concurrent
+ * collector will start earlier, by the runway Go computes from cons/mark).
+ * GOGC=off (gcpercent < 0) leaves only the memory-limit goal, so with no
+ * limit nothing triggers. Go's CPU limiter, which bounds the cost of a
+ * limit set below the live heap, arrives with the concurrent collector;
+ * until then such a limit makes every refill collect.
  *
  * Protection: fields are written under gc.lock or at init, read relaxed.
  */
@@ -18,21 +28,55 @@
 
 pacer gm_pacer = {.gcpercent = 100, .memory_limit = INT64_MAX};
 
+#define LIMIT_HEADROOM_PERCENT 3
+#define LIMIT_MIN_HEADROOM ((uint64_t)1 << 20)
+
+/* Go's memoryLimitHeapGoal; UINT64_MAX when there is no limit. Reads the
+ * statistics without their locks: pacing tolerates a stale figure. */
+static uint64_t memory_limit_goal(void)
+{
+    int64_t lim = load_relaxed(&gm_pacer.memory_limit);
+    if (lim == INT64_MAX)
+        return UINT64_MAX;
+    uint64_t limit = (uint64_t)lim;
+    uint64_t marked = gm_pacer.heap_marked;
+    uint64_t released = load_relaxed(&gm_mheap.pages_released) * PAGE_SIZE;
+    uint64_t mapped =
+        load_relaxed(&gm_mheap.heap_sys) - released +
+        load_relaxed(&gm_mheap.mspan_sys) + load_relaxed(&gm_mheap.gc_sys) +
+        load_relaxed(&gm_mheap.other_sys) + load_relaxed(&gm_stat.mcache_sys);
+    uint64_t heap_free = load_relaxed(&gm_mheap.pages_free) * PAGE_SIZE;
+    heap_free = heap_free > released ? heap_free - released : 0;
+    uint64_t in_objects = stats_heap_alloc_bytes();
+    uint64_t nonheap =
+        mapped > heap_free + in_objects ? mapped - heap_free - in_objects : 0;
+    uint64_t overage = mapped > limit ? mapped - limit : 0;
+    if (nonheap + overage >= limit)
+        return marked;
+    uint64_t goal = limit - (nonheap + overage);
+    uint64_t headroom = goal / 100 * LIMIT_HEADROOM_PERCENT;
+    if (headroom < LIMIT_MIN_HEADROOM)
+        headroom = LIMIT_MIN_HEADROOM;
+    goal = goal > headroom ? goal - headroom : 0;
+    return goal > marked ? goal : marked;
+}
+
 static void compute_goal(void)
 {
     int pct = load_relaxed(&gm_pacer.gcpercent);
-    if (pct < 0) {
-        store_relaxed(&gm_pacer.heap_goal, UINT64_MAX);
-        store_relaxed(&gm_pacer.trigger, UINT64_MAX);
-        return;
+    uint64_t goal = UINT64_MAX;
+    if (pct >= 0) {
+        uint64_t minimum = HEAP_MINIMUM * (uint64_t)pct / 100;
+        uint64_t m = gm_pacer.heap_marked;
+        uint64_t roots = m + gm_pacer.last_stacks + gm_pacer.last_globals;
+        goal = m + roots * (uint64_t)pct / 100;
+        if (goal < minimum)
+            goal = minimum;
+        gm_pacer.heap_minimum = minimum;
     }
-    uint64_t minimum = HEAP_MINIMUM * (uint64_t)pct / 100;
-    uint64_t m = gm_pacer.heap_marked;
-    uint64_t roots = m + gm_pacer.last_stacks + gm_pacer.last_globals;
-    uint64_t goal = m + roots * (uint64_t)pct / 100;
-    if (goal < minimum)
-        goal = minimum;
-    gm_pacer.heap_minimum = minimum;
+    uint64_t limit_goal = memory_limit_goal();
+    if (limit_goal < goal)
+        goal = limit_goal;
     store_relaxed(&gm_pacer.heap_goal, goal);
     store_relaxed(&gm_pacer.trigger, goal);
 }

@@ -38,6 +38,17 @@ uint64_t stats_unflushed_mallocs(uint64_t nmalloc[NUM_SIZE_CLASSES])
     return tiny;
 }
 
+uint64_t stats_heap_alloc_bytes(void)
+{
+    uint64_t bytes =
+        load_relaxed(&gm_stat.large_alloc) - load_relaxed(&gm_stat.large_free);
+    for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++)
+        bytes += (load_relaxed(&gm_stat.nmalloc[c]) -
+                  load_relaxed(&gm_stat.nfree[c])) *
+                 gm_class_to_size[c];
+    return bytes;
+}
+
 void gm_read_memstats(gm_memstats *out)
 {
     ensure_init();

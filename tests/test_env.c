@@ -95,6 +95,29 @@ static int child(const char *mode)
         pthread_join(t, NULL);
         gm_read_memstats(&ms);
         printf("num_gc=%u forced=%u\n", ms.num_gc, ms.num_forced_gc);
+    } else if (strcmp(mode, "limitheap") == 0) {
+        /* 400 MiB of garbage through the 2 MiB ring; the largest figure
+         * the memory limit governs: Sys - HeapReleased, as in Go. */
+        enum { RING = 4096 };
+        ring = gm_alloc(RING * sizeof(void *));
+        uint64_t peak = 0;
+        size_t total = 0, next = 0;
+        for (size_t i = 0; total < ((size_t)400 << 20); i++) {
+            size_t sz = 64 + (i * 97) % 961;
+            char *p = gm_alloc(sz);
+            p[0] = 1;
+            if (i % 25 == 0)
+                ring[(i / 25) % RING] = p;
+            total += sz;
+            if (total >= next) {
+                gm_read_memstats(&ms);
+                if (ms.sys - ms.heap_released > peak)
+                    peak = ms.sys - ms.heap_released;
+                next += (size_t)4 << 20;
+            }
+        }
+        gm_read_memstats(&ms);
+        printf("num_gc=%u peak=%llu\n", ms.num_gc, (unsigned long long)peak);
     } else if (strcmp(mode, "gogc") == 0) {
         printf("gogc=%d\n", gm_set_gc_percent(100));
     } else if (strcmp(mode, "limit") == 0) {
@@ -263,6 +286,27 @@ static const char trace_re[] =
     "[0-9]+->[0-9]+->[0-9]+ MB, [0-9]+ MB goal, [0-9]+ MB stacks, "
     "[0-9]+ MB globals, [0-9]+ P( \\(forced\\))?$";
 
+/* GOGC=off with GOMEMLIMIT collects only near the limit, as in Go. */
+static void test_limit_goal(void)
+{
+    const char *env[] = {"GOGC=off", "GOMEMLIMIT=32MiB", NULL};
+    struct result r;
+    run("limitheap", env, &r);
+    unsigned n = 0;
+    unsigned long long peak = 0;
+    int ok =
+        ok_status(&r) && sscanf(r.out, "num_gc=%u peak=%llu", &n, &peak) == 2;
+    CHECK(ok, "GOGC=off GOMEMLIMIT=32MiB: child failed (status 0x%x): %s%s",
+          r.status, r.out, r.err);
+    CHECK(!ok || n > 0, "GOGC=off GOMEMLIMIT=32MiB: no cycle in 400 MiB");
+    CHECK(!ok || peak <= (32ull << 20) * 110 / 100,
+          "GOGC=off GOMEMLIMIT=32MiB: Sys - HeapReleased reached %llu bytes",
+          peak);
+    /* 400 MiB through a 32 MiB limit needs a dozen cycles or so, not one
+     * per refill. */
+    CHECK(!ok || n < 200, "GOGC=off GOMEMLIMIT=32MiB: %u cycles", n);
+}
+
 static void test_gctrace(void)
 {
     regex_t re;
@@ -379,6 +423,7 @@ int main(int argc, char **argv)
     test_gogc_parse();
     test_limit_parse();
     test_gogc_cycles();
+    test_limit_goal();
     test_gctrace();
     test_set_gc_percent();
     gm_verify_heap();
