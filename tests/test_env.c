@@ -40,19 +40,28 @@ extern char **environ;
 
 static void **ring; /* live set of the workload: 2 MiB */
 
-/* 100 MiB in 64..1024-byte objects; one in 25 kept in the ring. */
-static void workload(void)
+/* `bytes` in 64..1024-byte objects; one in 25 kept in the ring. With
+ * peak, samples every 4 MiB the largest figure the memory limit governs:
+ * Sys - HeapReleased, as in Go. */
+static void workload(size_t bytes, uint64_t *peak)
 {
     enum { RING = 4096 };
     ring = gm_alloc(RING * sizeof(void *));
-    size_t total = 0;
-    for (size_t i = 0; total < ((size_t)100 << 20); i++) {
+    size_t total = 0, next = 0;
+    for (size_t i = 0; total < bytes; i++) {
         size_t sz = 64 + (i * 97) % 961;
         char *p = gm_alloc(sz);
         p[0] = 1;
         if (i % 25 == 0)
             ring[(i / 25) % RING] = p;
         total += sz;
+        if (peak != NULL && total >= next) {
+            gm_memstats ms;
+            gm_read_memstats(&ms);
+            if (ms.sys - ms.heap_released > *peak)
+                *peak = ms.sys - ms.heap_released;
+            next += (size_t)4 << 20;
+        }
     }
 }
 
@@ -78,7 +87,7 @@ static int child(const char *mode)
 {
     gm_memstats ms;
     if (strcmp(mode, "workload") == 0 || strcmp(mode, "trace") == 0) {
-        workload();
+        workload((size_t)100 << 20, NULL);
         if (strcmp(mode, "trace") == 0)
             gm_collect();
         gm_read_memstats(&ms);
@@ -96,26 +105,8 @@ static int child(const char *mode)
         gm_read_memstats(&ms);
         printf("num_gc=%u forced=%u\n", ms.num_gc, ms.num_forced_gc);
     } else if (strcmp(mode, "limitheap") == 0) {
-        /* 400 MiB of garbage through the 2 MiB ring; the largest figure
-         * the memory limit governs: Sys - HeapReleased, as in Go. */
-        enum { RING = 4096 };
-        ring = gm_alloc(RING * sizeof(void *));
         uint64_t peak = 0;
-        size_t total = 0, next = 0;
-        for (size_t i = 0; total < ((size_t)400 << 20); i++) {
-            size_t sz = 64 + (i * 97) % 961;
-            char *p = gm_alloc(sz);
-            p[0] = 1;
-            if (i % 25 == 0)
-                ring[(i / 25) % RING] = p;
-            total += sz;
-            if (total >= next) {
-                gm_read_memstats(&ms);
-                if (ms.sys - ms.heap_released > peak)
-                    peak = ms.sys - ms.heap_released;
-                next += (size_t)4 << 20;
-            }
-        }
+        workload((size_t)400 << 20, &peak);
         gm_read_memstats(&ms);
         printf("num_gc=%u peak=%llu\n", ms.num_gc, (unsigned long long)peak);
     } else if (strcmp(mode, "gogc") == 0) {
