@@ -43,6 +43,18 @@ static void widen_bounds(uintptr_t lo, uintptr_t hi)
         store_release(&gm_arena_bounds.lo, lo);
 }
 
+/* [lo, hi) of some arenas was just mapped read/write. */
+static void mapped(uintptr_t lo, uintptr_t hi)
+{
+    for (uintptr_t p = lo; p < hi; p = (p & ~(ARENA_BYTES - 1)) + ARENA_BYTES) {
+        heap_arena *a = arena_of(p);
+        uintptr_t end = a->base + ARENA_BYTES < hi ? a->base + ARENA_BYTES : hi;
+        if (end > a->mapped_end)
+            store_relaxed(&a->mapped_end, end);
+    }
+    wt_heap_mapped(lo, hi);
+}
+
 static bool new_arena(void)
 {
     void *p = NULL;
@@ -65,6 +77,8 @@ static bool new_arena(void)
     }
     gm_mheap.gc_sys += sizeof(heap_arena);
     a->base = base;
+    a->mapped_end = base;
+    wt_arena_reserved(base, base + ARENA_BYTES);
     a->next = arenas;
     arenas = a;
     store_release(&gm_arena_index[base >> ARENA_SHIFT], a);
@@ -95,6 +109,8 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
                     return false;
                 gm_mheap.gc_sys += sizeof(heap_arena);
                 a->base = b + i * ARENA_BYTES;
+                a->mapped_end = a->base;
+                wt_arena_reserved(a->base, a->base + ARENA_BYTES);
                 a->next = arenas;
                 arenas = a;
                 store_release(&gm_arena_index[a->base >> ARENA_SHIFT], a);
@@ -104,6 +120,7 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
                 gm_arena_bounds.next_hint = b + n * ARENA_BYTES;
             if (!sys_map(p, want))
                 return false;
+            mapped(b, b + want);
             *base = b;
             *size = want;
             return true;
@@ -113,6 +130,7 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
             uintptr_t tail = gm_arena_bounds.cur_end - gm_arena_bounds.cur_base;
             if (!sys_map((void *)gm_arena_bounds.cur_base, tail))
                 return false;
+            mapped(gm_arena_bounds.cur_base, gm_arena_bounds.cur_end);
             *base = gm_arena_bounds.cur_base;
             *size = tail;
             gm_arena_bounds.cur_base = gm_arena_bounds.cur_end;
@@ -123,6 +141,7 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
     }
     if (!sys_map((void *)gm_arena_bounds.cur_base, want))
         return false;
+    mapped(gm_arena_bounds.cur_base, gm_arena_bounds.cur_base + want);
     *base = gm_arena_bounds.cur_base;
     *size = want;
     gm_arena_bounds.cur_base += want;
@@ -138,6 +157,12 @@ void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
         heap_arena *a = arena_of(p);
         store_relaxed(&a->spans[(p >> PAGE_SHIFT) % PAGES_PER_ARENA], value);
     }
+}
+
+void arena_for_each_mapped(void (*fn)(heap_arena *a, void *arg), void *arg)
+{
+    for (heap_arena *a = arenas; a != NULL; a = a->next)
+        fn(a, arg);
 }
 
 void arena_for_each_span(void (*fn)(mspan *s, void *arg), void *arg)

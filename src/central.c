@@ -121,6 +121,9 @@ mspan *central_cache_span(unsigned central)
     s->alloccount_at_cache = s->alloccount;
     span_refill_alloccache(s, (s->freeindex / 64) * 8);
     s->alloccache >>= s->freeindex % 64;
+    /* Allocate black only once writes are tracked (see gc.c). */
+    if (load_acquire(&gm_gcblacken))
+        span_premark_free(s);
     fetch_add(&gm_heap_live,
               (uint64_t)(s->nelems - s->alloccount) * s->elemsize);
     return s;
@@ -131,6 +134,8 @@ mspan *central_cache_span(unsigned central)
 void central_uncache_span(mspan *s)
 {
     unsigned cls = spanclass_sizeclass(s->spanclass);
+    if (s->allocblack)
+        fetch_add(&gm_black_bytes, span_unpremark_free(s));
     uint64_t n = (uint64_t)(s->alloccount - s->alloccount_at_cache);
     if (n > 0)
         fetch_add(&gm_stat.nmalloc[cls], n);

@@ -4,13 +4,17 @@
  * 100, as Go's readGOGC), GOMEMLIMIT (bytes with an optional B, KiB, MiB,
  * GiB or TiB suffix, or "off"; malformed is a fatal error naming it) and
  * GODEBUG (comma-separated key=value; unknown keys are ignored).
+ * gomem's own: GOMEM_WRITETRACK=uffd|mprotect|barrier picks how the
+ * concurrent mark learns of heap writes (unset or empty: uffd where the
+ * kernel has it, else mprotect; anything else is a fatal error).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-gm_debug gm_debugvars = {.memprofilerate = 512 * 1024, .madvdontneed = 1};
+gm_debug gm_debugvars = {
+    .memprofilerate = 512 * 1024, .madvdontneed = 1, .writetrack = -1};
 
 static bool parse_int64(const char *s, size_t n, int64_t *out)
 {
@@ -120,4 +124,17 @@ void env_init(void)
     const char *dbg = getenv("GODEBUG");
     if (dbg != NULL)
         parse_godebug(dbg);
+    const char *wt = getenv("GOMEM_WRITETRACK");
+    if (wt != NULL && *wt != '\0') {
+        static const char *const modes[] = {[WT_UFFD] = "uffd",
+                                            [WT_MPROTECT] = "mprotect",
+                                            [WT_BARRIER] = "barrier"};
+        for (int m = 0; m < 3; m++)
+            if (strcmp(wt, modes[m]) == 0)
+                gm_debugvars.writetrack = m;
+        if (gm_debugvars.writetrack < 0)
+            gm_throw("malformed GOMEM_WRITETRACK=%s (want uffd, mprotect or "
+                     "barrier)",
+                     wt);
+    }
 }

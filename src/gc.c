@@ -1,95 +1,181 @@
 /*
- * The collector's cycle (Go's gcStart / gcMarkTermination), stop-the-world
- * for now, in Go's phases:
+ * The collector's cycle (Go's gcStart, gcBgMarkWorker, gcMarkDone and
+ * gcMarkTermination), in Go's phases:
  *
- *   sweep termination  finish the previous cycle's sweep (world running),
- *                      list data segments, stop the world
- *   mark               scan roots (globals, user roots, stacks, registers),
- *                      drain the gray stack (world stopped)
- *   mark termination   empty every thread's cache, heap_live = marked bytes,
- *                      sweepgen += 2 (every span becomes unswept), pacer
- *                      commit, pause statistics; start the world
- *   sweep              lazily on allocation, by the background sweeper, and
- *                      to completion before the next cycle (gm_collect sweeps
- *                      before returning, as runtime.GC does)
+ *   sweep termination  finish the previous cycle's sweep and list the data
+ *                      segments (world running); stop the world; empty
+ *                      every thread cache; phase = mark; scan stacks and
+ *                      registers; start the world. This is the first pause.
+ *   mark (concurrent)  arm write tracking (barrier.c), then allocate black
+ *                      (span.c) and let workers scan (gm_gcblacken; not
+ *                      before arming: a black object is only ever scanned
+ *                      through the pages written after it was made, and
+ *                      an object allocated white meanwhile is traced like
+ *                      any other): the background worker scans
+ *                      globals and drains the gray queue at Go's 25% CPU
+ *                      goal (on 2 CPUs, one fractional worker running half
+ *                      the time); allocating threads assist. When the queue
+ *                      is empty, pre-clean rounds rescan the marked objects
+ *                      on pages written since the last round, until few
+ *                      pages are written per round.
+ *   mark termination   stop the world; rescan registers, stacks, globals,
+ *                      user roots and the pages written since the last
+ *                      round; drain with every CPU; empty the caches
+ *                      (unmarking the pre-marked free slots); phase = off;
+ *                      heap_live = marked; sweepgen += 2; pacer commit;
+ *                      start the world, disarm write tracking. The second
+ *                      pause.
+ *   sweep              lazily on allocation, by the background sweeper,
+ *                      and to completion before the next cycle.
  *
- * Protection: gc_lock serialises cycles and guards the cycle statistics in
- * gm_stat; gm_heap_live is atomic.
+ * Invariant at mark termination: every object reachable from the roots is
+ * marked. An unmarked reachable object would have to be referenced from a
+ * root (rescanned in the final pause) or from a heap word written after
+ * the marker last scanned its page (write tracking reports that page, and
+ * the final pause rescans it), or from an object allocated during the mark
+ * (allocated black: its words are written after arming, so the same
+ * argument applies). In barrier mode the program's stores shade their
+ * target instead (Dijkstra), so no written page needs rescanning.
+ *
+ * A heap-triggered cycle starts on the allocating thread that crosses the
+ * trigger, as Go's gcStart: it finishes the sweep and makes the first pause
+ * itself, so a cycle starts at once however busy the machine is; then it
+ * hands the cycle to the collector thread, which is never registered (so
+ * never stopped) and runs the mark and mark termination. gm_collect,
+ * GODEBUG=gcstoptheworld=1|2 and allocation failure run a stop-the-world
+ * cycle on the calling thread, after any cycle in progress.
+ *
+ * Protection: one cycle at a time: gc_busy under gc_lock, held from the
+ * start of a cycle to its end even across the hand-off (gc_acquire /
+ * gc_release); the cycle state (cur) and the cycle statistics in gm_stat
+ * belong to the holder. gm_heap_live, gm_gcphase, gm_gcblacken, bg_credit
+ * and assist_ns are atomic; the collector thread's state (bg_*) is under
+ * bg_lock.
  */
+#include <string.h>
+
 #include "internal.h"
 
 static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gc_idle = PTHREAD_COND_INITIALIZER;
+static bool gc_busy;
 uint64_t gm_heap_live;
+uint32_t gm_gcphase;
+uint32_t gm_gcblacken;
+
+enum {
+    BG_SLICE_WORK = 256 << 10,     /* scan work between utilization checks */
+    BG_MAX_SLEEP_NS = 5000000,     /* a fractional worker's longest nap */
+    PRECLEAN_MAX_ROUNDS = 8,       /* then go to mark termination anyway */
+    PRECLEAN_DONE_BYTES = 1 << 20, /* written per round: small enough */
+    ASSIST_MIN_WORK = 64 << 10,    /* Go's gcOverAssistWork */
+};
+
+static int64_t bg_credit; /* background scan work assists may claim */
+static int64_t assist_ns; /* assist time this cycle */
+
+/* ---- One cycle at a time ---------------------------------------------------
+ */
+
+static void gc_acquire(void)
+{
+    pthread_mutex_lock(&gc_lock);
+    while (gc_busy)
+        pthread_cond_wait(&gc_idle, &gc_lock);
+    gc_busy = true;
+    pthread_mutex_unlock(&gc_lock);
+}
+
+static bool gc_try_acquire(void)
+{
+    if (load_relaxed(&gc_busy))
+        return false;
+    pthread_mutex_lock(&gc_lock);
+    bool got = !gc_busy;
+    gc_busy = true;
+    pthread_mutex_unlock(&gc_lock);
+    return got;
+}
+
+static void gc_release(void)
+{
+    pthread_mutex_lock(&gc_lock);
+    gc_busy = false;
+    pthread_cond_broadcast(&gc_idle);
+    pthread_mutex_unlock(&gc_lock);
+}
+
+/* The cycle in progress (Go's work): its first pause's gray objects and
+ * its figures, handed from the thread that started it to the collector
+ * thread. */
+static struct {
+    gcwork w;
+    gc_cycle_trace tr;
+    int trigger;
+    int64_t t_stop1, t_run;
+} cur;
+
+static void cycle_begin(int trigger, bool concurrent);
+static void cycle_finish(bool concurrent);
+
+/* ---- The collector thread ------------------------------------------------ */
+
+static pthread_mutex_t bg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t bg_cond = PTHREAD_COND_INITIALIZER;
+static bool bg_started, bg_requested;
+
+static void *bg_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&bg_lock);
+        while (!bg_requested)
+            pthread_cond_wait(&bg_cond, &bg_lock);
+        bg_requested = false;
+        pthread_mutex_unlock(&bg_lock);
+
+        cycle_finish(true);
+        gc_release();
+    }
+    return NULL;
+}
+
+/* Hands the cycle just begun to the collector thread. */
+static void bg_handoff(void)
+{
+    pthread_mutex_lock(&bg_lock);
+    if (!bg_started) {
+        if (sys_thread_create(NULL, bg_main, NULL) != 0)
+            gm_throw("cannot start the collector thread");
+        bg_started = true;
+    }
+    bg_requested = true;
+    pthread_cond_signal(&bg_cond);
+    pthread_mutex_unlock(&bg_lock);
+}
 
 void gc_start(int trigger)
 {
     ensure_init();
     if (gm_self == NULL)
         thread_register_self(false);
-    pthread_mutex_lock(&gc_lock);
-    if (trigger == GC_TRIGGER_HEAP && !gc_should_trigger()) {
-        pthread_mutex_unlock(&gc_lock);
-        return; /* another thread collected meanwhile */
+    if (trigger == GC_TRIGGER_HEAP && gm_debugvars.gcstoptheworld == 0) {
+        if (!gc_try_acquire())
+            return; /* a cycle is running */
+        if (!gc_should_trigger()) {
+            gc_release();
+            return;
+        }
+        cycle_begin(trigger, true);
+        bg_handoff();
+        return;
     }
-    int64_t start = sys_nanotime();
-
-    /* Sweep termination. */
-    sweep_all();
-    roots_snapshot_data();
-    stop_the_world();
-    int64_t t_stop = sys_nanotime();
-    uint64_t live_start = load_relaxed(&gm_heap_live);
-
-    /* Mark. */
-    mark_run(roots_scan, true);
-    if (gm_debugvars.gccheckmark)
-        checkmark_run(roots_scan);
-    int64_t t_mark = sys_nanotime();
-
-    /* Mark termination. */
-    for (gm_thread *t = thread_first(); t != NULL; t = t->next)
-        mcache_release_all(t->cache);
-    uint64_t marked = gm_heap_marked_bytes;
-    store_relaxed(&gm_heap_live, marked);
-    __atomic_store_n(&gm_mheap.sweepgen, gm_mheap.sweepgen + 2,
-                     __ATOMIC_RELEASE);
-    sweep_reset();
-    pacer_commit(marked, gm_stacks_scan_bytes, gm_globals_scan_bytes);
-
-    int64_t t_end = sys_nanotime();
-    uint64_t n = gm_stat.numgc;
-    uint64_t pause = (uint64_t)(t_end - t_stop);
-    gm_stat.pause_ns[n % 256] = pause;
-    gm_stat.pause_end[n % 256] = (uint64_t)sys_walltime();
-    gm_stat.pause_total += pause;
-    gm_stat.last_gc = gm_stat.pause_end[n % 256];
-    gm_stat.numgc = n + 1;
-    if (trigger == GC_TRIGGER_FORCED)
-        gm_stat.numforcedgc++;
-    /* A stop-the-world collection uses every CPU for its whole length. */
-    gm_stat.gc_cpu_ns += (t_end - t_stop) * sys_ncpu();
-    if (gm_debugvars.gccheckmark || GM_DEBUG)
-        verify_heap_stopped();
-    start_the_world();
-
-    if (gm_debugvars.gctrace > 0) {
-        gc_cycle_trace tr = {
-            .n = n + 1,
-            .start = start,
-            .stop = t_stop,
-            .mark_done = t_mark,
-            .end = t_end,
-            .heap_start = live_start,
-            .heap_marked = marked,
-            .forced = trigger == GC_TRIGGER_FORCED,
-        };
-        trace_gc(&tr);
+    gc_acquire();
+    if (trigger != GC_TRIGGER_HEAP || gc_should_trigger()) {
+        cycle_begin(trigger, false);
+        cycle_finish(false);
     }
-    if (trigger == GC_TRIGGER_FORCED || gm_debugvars.gcstoptheworld >= 2)
-        sweep_all();
-    else
-        bgsweep_wake();
-    pthread_mutex_unlock(&gc_lock);
+    gc_release();
 }
 
 void gm_collect(void)
@@ -97,15 +183,277 @@ void gm_collect(void)
     gc_start(GC_TRIGGER_FORCED);
 }
 
+/* ---- Assists ---------------------------------------------------------------
+ */
+
+/* The heap size past which an allocating thread waits for the mark to end
+ * rather than grow the heap further: 10% of the runway past the goal, or
+ * the goal itself when the memory limit sets it. */
+static uint64_t hard_goal(void)
+{
+    uint64_t goal = load_relaxed(&gm_pacer.heap_goal);
+    uint64_t marked = gm_pacer.heap_marked;
+    if (load_relaxed(&gm_pacer.limited))
+        return goal;
+    return goal + (goal > marked ? (goal - marked) / 10 : 0);
+}
+
+void gc_assist_alloc(gm_thread *t, uint64_t bytes)
+{
+    t->assist_bytes -= (int64_t)bytes;
+    if (t->assist_bytes >= 0)
+        return;
+    double ratio;
+    __atomic_load(&gm_pacer.assist_work_per_byte, &ratio, __ATOMIC_RELAXED);
+    if (ratio <= 0)
+        return;
+    int64_t debt = (int64_t)((double)-t->assist_bytes * ratio);
+    if (debt < ASSIST_MIN_WORK)
+        debt = ASSIST_MIN_WORK;
+    /* Background credit first. */
+    int64_t credit = load_relaxed(&bg_credit);
+    while (credit > 0) {
+        int64_t take = credit < debt ? credit : debt;
+        if (__atomic_compare_exchange_n(&bg_credit, &credit, credit - take,
+                                        true, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED)) {
+            debt -= take;
+            t->assist_bytes += (int64_t)((double)take / ratio);
+            break;
+        }
+    }
+    if (t->assist_bytes >= 0)
+        return;
+    int64_t start = sys_nanotime();
+    gcwork w;
+    gcwork_init(&w);
+    gcwork_drain_some(&w, debt);
+    uint64_t done = w.scan_work;
+    gcwork_dispose(&w);
+    fetch_add(&assist_ns, sys_nanotime() - start);
+    t->assist_bytes += (int64_t)((double)done / ratio);
+}
+
+void gc_assist_wait(void)
+{
+    if (!load_relaxed(&gc_busy) || load_relaxed(&gm_heap_live) <= hard_goal())
+        return;
+    pthread_mutex_lock(&gc_lock);
+    while (gc_busy)
+        pthread_cond_wait(&gc_idle, &gc_lock);
+    pthread_mutex_unlock(&gc_lock);
+}
+
+/* ---- The concurrent mark ---------------------------------------------------
+ */
+
+static void scan_written_cb(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    scan_written(arg, lo, hi);
+}
+
+/* The final pause's roots: everything not write-tracked, and the pages
+ * written since the last pre-clean. */
+static void roots_final(gcwork *w)
+{
+    roots_scan(w);
+    wt_collect(false, scan_written_cb, w);
+}
+
+/* Go's revise: spread the remaining expected work over the heap left
+ * before the goal. */
+static void revise_assist_ratio(uint64_t done)
+{
+    uint64_t expected =
+        gm_pacer.last_heap_scan + gm_pacer.last_stacks + gm_pacer.last_globals;
+    uint64_t remaining = expected > done ? expected - done : 0;
+    if (remaining < expected / 10 + 1000)
+        remaining = expected / 10 + 1000;
+    uint64_t goal = load_relaxed(&gm_pacer.heap_goal);
+    uint64_t live = load_relaxed(&gm_heap_live);
+    uint64_t dist = goal > live ? goal - live : 0;
+    if (dist < ((uint64_t)1 << 20))
+        dist = (uint64_t)1 << 20;
+    double r = (double)remaining / (double)dist;
+    __atomic_store(&gm_pacer.assist_work_per_byte, &r, __ATOMIC_RELAXED);
+}
+
+/* The background worker's part of the mark; returns the time it worked. */
+static int64_t mark_background(gcwork *w)
+{
+    double goal = GC_BACKGROUND_UTILIZATION * sys_ncpu();
+    if (goal > 1)
+        goal = 1; /* one worker */
+    int64_t t0 = sys_nanotime(), busy = 0;
+    int rounds = 0;
+    for (;;) {
+        int64_t a = sys_nanotime();
+        uint64_t before = w->scan_work;
+        bool more = gcwork_drain_some(w, BG_SLICE_WORK);
+        fetch_add(&bg_credit, (int64_t)(w->scan_work - before));
+        if (!more) {
+            /* Nothing queued anywhere: pre-clean. */
+            uint64_t bytes = wt_collect(true, scan_written_cb, w);
+            rounds++;
+            busy += sys_nanotime() - a;
+            if (!gcwork_has_work(w) &&
+                (bytes <= PRECLEAN_DONE_BYTES || rounds >= PRECLEAN_MAX_ROUNDS))
+                return busy;
+            continue;
+        }
+        int64_t b = sys_nanotime();
+        busy += b - a;
+        revise_assist_ratio(w->scan_work + load_relaxed(&gm_scan_work));
+        int64_t ahead = (int64_t)((double)busy / goal) - (b - t0);
+        if (ahead > 0)
+            sys_sleep_ns(ahead < BG_MAX_SLEEP_NS ? ahead : BG_MAX_SLEEP_NS);
+    }
+}
+
+/* ---- One cycle
+ * --------------------------------------------------------------- */
+
+static void release_caches(void)
+{
+    for (gm_thread *t = thread_first(); t != NULL; t = t->next)
+        mcache_release_all(t->cache);
+}
+
+/* Sweep termination and, for a concurrent cycle, the first pause. Runs on
+ * the thread that starts the cycle. */
+static void cycle_begin(int trigger, bool concurrent)
+{
+    int64_t start = sys_nanotime();
+    memset(&cur.tr, 0, sizeof cur.tr);
+    cur.tr.start = start;
+    cur.tr.forced = trigger == GC_TRIGGER_FORCED;
+    cur.trigger = trigger;
+
+    sweep_all();
+    roots_snapshot_data();
+    gcwork_init(&cur.w);
+    stop_the_world();
+    cur.t_stop1 = sys_nanotime();
+    cur.tr.heap_start = load_relaxed(&gm_heap_live);
+    mark_cycle_begin();
+    if (!concurrent) {
+        cur.tr.stw1_ns = cur.t_stop1 - start;
+        return; /* the world stays stopped for cycle_finish */
+    }
+    release_caches();
+    for (gm_thread *t = thread_first(); t != NULL; t = t->next)
+        t->assist_bytes = 0;
+    store_relaxed(&bg_credit, 0);
+    store_relaxed(&assist_ns, 0);
+    store_relaxed(&gm_gcphase, GC_MARK);
+    if (gm_wt_mode == WT_BARRIER)
+        gm_write_barrier_enabled = 1;
+    pacer_start_cycle(cur.tr.heap_start);
+    roots_scan_stacks(&cur.w);
+    cur.t_run = sys_nanotime();
+    cur.tr.stw1_ns = cur.t_run - cur.t_stop1;
+    start_the_world();
+}
+
+/* The mark (concurrent: on the collector thread) and mark termination. */
+static void cycle_finish(bool concurrent)
+{
+    gc_cycle_trace *tr = &cur.tr;
+    gcwork *w = &cur.w;
+    int64_t t_stop2;
+    if (concurrent) {
+        wt_arm();
+        store_release(&gm_gcblacken, 1);
+        roots_scan_globals(w);
+        tr->bg_cpu_ns = mark_background(w);
+        gcwork_dispose(w);
+
+        /* Libraries loaded during the mark: their data are roots too. */
+        roots_snapshot_data();
+        t_stop2 = sys_nanotime();
+        stop_the_world();
+        store_relaxed(&gm_gcblacken, 0);
+        tr->mark_ns = t_stop2 - cur.t_run;
+        for (gm_thread *t = thread_first(); t != NULL; t = t->next)
+            mark_flush_thread(t);
+        tr->heap_end = load_relaxed(&gm_heap_live);
+        mark_run(roots_final, true);
+        tr->assist_cpu_ns = load_relaxed(&assist_ns);
+    } else {
+        gcwork_dispose(w);
+        tr->heap_end = tr->heap_start;
+        mark_run(roots_scan, true);
+    }
+    if (gm_debugvars.gccheckmark)
+        checkmark_run(roots_scan);
+    if (!concurrent) {
+        t_stop2 = sys_nanotime();
+        tr->mark_ns = tr->bg_cpu_ns = t_stop2 - cur.t_stop1;
+    }
+
+    release_caches(); /* unmarks free slots pre-marked during the mark */
+    store_relaxed(&gm_gcphase, GC_OFF);
+    gm_write_barrier_enabled = 0;
+    uint64_t marked =
+        load_relaxed(&gm_heap_marked_bytes) + load_relaxed(&gm_black_bytes);
+    tr->heap_marked = marked;
+    uint64_t live_before = load_relaxed(&gm_heap_live);
+    store_relaxed(&gm_heap_live, marked);
+    __atomic_store_n(&gm_mheap.sweepgen, gm_mheap.sweepgen + 2,
+                     __ATOMIC_RELEASE);
+    sweep_reset();
+    if (concurrent)
+        pacer_end_cycle(live_before, load_relaxed(&gm_scan_work), tr->mark_ns,
+                        tr->assist_cpu_ns);
+    pacer_commit(marked, gm_stacks_scan_bytes, gm_globals_scan_bytes);
+
+    int64_t t_end = sys_nanotime();
+    tr->stw2_ns = t_end - t_stop2;
+    uint64_t n = gm_stat.numgc;
+    uint64_t pause = (uint64_t)(concurrent ? tr->stw1_ns + tr->stw2_ns
+                                           : t_end - cur.t_stop1);
+    gm_stat.pause_ns[n % 256] = pause;
+    gm_stat.pause_end[n % 256] = (uint64_t)sys_walltime();
+    gm_stat.pause_total += pause;
+    gm_stat.last_gc = gm_stat.pause_end[n % 256];
+    gm_stat.numgc = n + 1;
+    tr->n = n + 1;
+    if (cur.trigger == GC_TRIGGER_FORCED)
+        gm_stat.numforcedgc++;
+    /* Pauses use every CPU; the concurrent mark its workers' time. */
+    gm_stat.gc_cpu_ns += (int64_t)pause * sys_ncpu();
+    if (concurrent)
+        gm_stat.gc_cpu_ns += tr->bg_cpu_ns + tr->assist_cpu_ns;
+    if (gm_debugvars.gccheckmark || GM_DEBUG)
+        verify_heap_stopped();
+    start_the_world();
+    if (concurrent)
+        wt_disarm();
+
+    if (gm_debugvars.gctrace > 0)
+        trace_gc(tr);
+
+    if (cur.trigger == GC_TRIGGER_FORCED || gm_debugvars.gcstoptheworld >= 2)
+        sweep_all();
+    else
+        bgsweep_wake();
+}
+
+/* fork waits for any cycle, and no cycle starts until it is done. */
 void gc_fork_prepare(void)
 {
-    pthread_mutex_lock(&gc_lock);
+    gc_acquire();
 }
 void gc_fork_parent(void)
 {
-    pthread_mutex_unlock(&gc_lock);
+    gc_release();
 }
 void gc_fork_child(void)
 {
     pthread_mutex_init(&gc_lock, NULL);
+    pthread_cond_init(&gc_idle, NULL);
+    gc_busy = false;
+    pthread_mutex_init(&bg_lock, NULL);
+    pthread_cond_init(&bg_cond, NULL);
+    bg_started = bg_requested = false;
 }

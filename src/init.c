@@ -56,6 +56,7 @@ static void fork_child(void)
     bgsweep_after_fork_child();
     mark_fork_child();
     gc_fork_child();
+    wt_fork_child();
     /* the sweeper and mark helper threads restart on demand */
 }
 
@@ -71,6 +72,7 @@ void gm_init_slow(void)
     mheap_init();
     central_init();
     pacer_init();
+    wt_init();
     thread_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     store_release(&gm_inited, 1);

@@ -93,9 +93,10 @@ void gm_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- Spans (span.c) ------------------------------------------------------ */
 
 enum span_state {
-    MSPAN_DEAD = 0, /* record not in use */
-    MSPAN_FREE,     /* free pages in the page heap */
-    MSPAN_INUSE,    /* holds objects: small (one size class) or one large */
+    MSPAN_DEAD = 0,   /* record not in use */
+    MSPAN_FREE,       /* free pages in the page heap */
+    MSPAN_INUSE,      /* holds objects: small (one size class) or one large */
+    MSPAN_ALLOCATING, /* taken from the page heap, class fields not set */
 };
 
 /*
@@ -139,8 +140,9 @@ typedef struct mspan {
     uint16_t alloccount;
     uint16_t alloccount_at_cache; /* for counting mallocs at uncache */
     uint8_t needzero;
-    uint8_t scavenged; /* free span: its pages were returned to the OS */
-    uint8_t onlist;    /* which kind of list holds it: enum span_list */
+    uint8_t scavenged;  /* free span: its pages were returned to the OS */
+    uint8_t onlist;     /* which kind of list holds it: enum span_list */
+    uint8_t allocblack; /* cached during a mark: free slots pre-marked */
 } __attribute__((aligned(64))) mspan;
 
 static inline uintptr_t span_objindex(const mspan *s, uintptr_t p)
@@ -183,6 +185,11 @@ void span_init_large(mspan *s, uint8_t spanclass);
 void span_refill_alloccache(mspan *s, uintptr_t whichbyte);
 /* Next free slot index >= freeindex, or nelems; advances freeindex. */
 uintptr_t span_next_free_index(mspan *s);
+/* Allocate-black for a span cached during a mark: pre-mark every free slot
+ * (whatever the owner hands out is then black), and at uncache unmark the
+ * slots still free, returning the bytes allocated black meanwhile. */
+void span_premark_free(mspan *s);
+uint64_t span_unpremark_free(mspan *s);
 
 /* Span lists (doubly linked, intrusive). */
 enum span_list { LIST_NONE, LIST_HEAP, LIST_PARTIAL, LIST_FULL };
@@ -199,6 +206,9 @@ mspan *spanlist_pop(spanlist *l);
 typedef struct heap_arena {
     mspan *spans[PAGES_PER_ARENA]; /* page -> span (see mspan) */
     uintptr_t base;
+    uintptr_t mapped_end; /* [base, mapped_end) is read/write (mheap.lock) */
+    /* pages written during a mark (mprotect tracking; atomic) */
+    uint64_t written[PAGES_PER_ARENA / 64];
     struct heap_arena *next;
 } heap_arena;
 
@@ -250,6 +260,8 @@ void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
 /* Calls fn for every span record (in use or free) at its first page, in
  * address order within each arena. World stopped or mheap.lock held. */
 void arena_for_each_span(void (*fn)(mspan *s, void *arg), void *arg);
+/* Calls fn for the mapped part of every arena. mheap.lock held. */
+void arena_for_each_mapped(void (*fn)(heap_arena *a, void *arg), void *arg);
 
 /* ---- Fixed-size metadata (fixalloc.c) -------------------------------------
  */
@@ -337,7 +349,9 @@ typedef struct gm_thread {
     uintptr_t stack_lo, stack_hi, sp;
     uintptr_t pthread;
     long tid;
-    bool internal; /* a gomem thread: stack holds no user pointers */
+    bool internal;        /* a gomem thread: stack holds no user pointers */
+    struct gcwork *gcw;   /* barrier mode: objects it shaded (owner) */
+    int64_t assist_bytes; /* mark assist credit, bytes (owner) */
     struct gm_thread *next, *prev; /* sched.lock */
 } gm_thread;
 
@@ -396,8 +410,10 @@ extern void *gm_zerobase;
  */
 
 typedef struct gcwork gcwork;
-void roots_snapshot_data(void); /* before the world stops */
-void roots_scan(gcwork *w);     /* world stopped */
+void roots_snapshot_data(void);     /* before the world stops */
+void roots_scan(gcwork *w);         /* all roots; world stopped */
+void roots_scan_stacks(gcwork *w);  /* registers and stacks; world stopped */
+void roots_scan_globals(gcwork *w); /* data segments and user roots */
 extern uint64_t gm_globals_scan_bytes, gm_stacks_scan_bytes;
 
 /* ---- Marking (mark.c) -----------------------------------------------------
@@ -407,21 +423,54 @@ extern uint64_t gm_globals_scan_bytes, gm_stacks_scan_bytes;
 struct gcwork {
     struct workbuf *buf;
     uint64_t bytes_marked;
+    uint64_t scan_work; /* bytes scanned */
     uint32_t check;
     bool atomic_marks; /* false only while this is the sole marker */
 };
 void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi);
+/* Scans the words of [lo, hi) that lie in marked objects: a written range
+ * of the heap. */
+void scan_written(gcwork *w, uintptr_t lo, uintptr_t hi);
+/* Marks everything reachable from the roots and from queued work, with
+ * helpers if parallel; the world is stopped. */
 void mark_run(void (*scan_roots)(gcwork *w), bool parallel);
+void gcwork_init(gcwork *w);
+/* Publishes w's work and adds its marked bytes to the cycle's total. */
+void gcwork_dispose(gcwork *w);
+/* Scans up to budget bytes from w and the shared queue (never waits);
+ * false when it found no work. */
+bool gcwork_drain_some(gcwork *w, int64_t budget);
+/* Starts a cycle's accounting: gm_heap_marked_bytes and black bytes 0. */
+void mark_cycle_begin(void);
+/* Barrier mode: shade p for the running mark (the caller's own gcwork). */
+void mark_shade(uintptr_t p);
+/* Publishes what thread t shaded; t stopped or the caller. */
+void mark_flush_thread(gm_thread *t);
 /* GODEBUG=gccheckmark=1: re-mark serially and check nothing was missed. */
 void checkmark_run(void (*scan_roots)(gcwork *w));
 void mark_fork_child(void);
-extern uint64_t gm_heap_marked_bytes; /* this cycle */
+extern uint64_t gm_heap_marked_bytes; /* this cycle (atomic) */
+extern uint64_t gm_black_bytes;       /* allocated black this cycle (atomic) */
+extern uint64_t gm_scan_work; /* bytes scanned this cycle, disposed (atomic) */
+/* Work queued in w or shared (a hint: others may be adding some). */
+bool gcwork_has_work(const gcwork *w);
 
 /* ---- The collector (gc.c) and pacer (pacer.c) -----------------------------
  */
 
 enum { GC_TRIGGER_HEAP, GC_TRIGGER_FORCED };
 void gc_start(int trigger);
+extern uint32_t gm_gcphase; /* 0 off, else a mark is in progress (gc.c) */
+enum { GC_OFF = 0, GC_MARK = 1 };
+/* Mark workers and assists may scan (Go's gcBlackenEnabled): set once
+ * write tracking is armed, cleared at mark termination. Atomic. */
+extern uint32_t gm_gcblacken;
+/* An allocating thread got bytes of new span during a mark: pay for them
+ * with scan work (Go's gcAssistAlloc). In the runtime (acquirem). */
+void gc_assist_alloc(gm_thread *t, uint64_t bytes);
+/* After the runtime section: while a cycle runs, wait for its end if the
+ * heap has run past its hard goal (assists could not keep up). */
+void gc_assist_wait(void);
 extern uint64_t gm_heap_live; /* bytes in objects and cached spans (atomic) */
 
 typedef struct pacer {
@@ -432,22 +481,57 @@ typedef struct pacer {
     uint64_t heap_goal;
     uint64_t trigger;
     uint64_t heap_minimum;
+    uint64_t last_heap_scan;     /* heap bytes scanned by the last cycle */
+    double cons_mark[4];         /* last cons/mark estimates */
+    double assist_work_per_byte; /* during a mark (relaxed) */
+    uint64_t triggered;          /* heap_live when the cycle started */
+    bool limited;                /* the memory limit sets the goal */
 } pacer;
 extern pacer gm_pacer;
 void pacer_init(void);
 void pacer_commit(uint64_t heap_marked, uint64_t stacks, uint64_t globals);
+/* Cycle start: assist ratio for the mark. */
+void pacer_start_cycle(uint64_t heap_live);
+/* Cycle end: update cons/mark from the mark's figures. */
+void pacer_end_cycle(uint64_t heap_live, uint64_t scan_work, int64_t mark_ns,
+                     int64_t assist_ns);
+/* The fraction of all CPUs background marking uses (Go's 25%). */
+#define GC_BACKGROUND_UTILIZATION 0.25
 static inline bool gc_should_trigger(void)
 {
     return load_relaxed(&gm_heap_live) >= load_relaxed(&gm_pacer.trigger);
 }
 
+/* ---- Write tracking (barrier.c) --------------------------------------------
+ */
+
+enum { WT_UFFD, WT_MPROTECT, WT_BARRIER };
+extern int gm_wt_mode;
+void wt_init(void);
+/* A new arena's reservation / newly mapped heap memory (mheap.lock). */
+void wt_arena_reserved(uintptr_t lo, uintptr_t hi);
+void wt_heap_mapped(uintptr_t lo, uintptr_t hi);
+/* Start recording writes to every heap page (after sweep termination). */
+void wt_arm(void);
+/* Calls fn for the heap ranges written since they were armed; rearm:
+ * record later writes anew (concurrent pre-clean), else the world is
+ * stopped. Returns the bytes reported. */
+uint64_t wt_collect(bool rearm,
+                    void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                    void *arg);
+void wt_disarm(void);
+void wt_fork_child(void);
+
 /* ---- gctrace (trace.c) ------------------------------------------------------
  */
 
 typedef struct gc_cycle_trace {
-    uint64_t n;                          /* cycle number, from 1 */
-    int64_t start, stop, mark_done, end; /* nanotime of each phase start */
-    uint64_t heap_start, heap_marked;
+    uint64_t n; /* cycle number, from 1 */
+    int64_t start;
+    /* wall ns of the phases: sweep termination (stopped), concurrent mark,
+     * mark termination (stopped); CPU ns of assists, background marking */
+    int64_t stw1_ns, mark_ns, stw2_ns, assist_cpu_ns, bg_cpu_ns;
+    uint64_t heap_start, heap_end, heap_marked;
     bool forced;
 } gc_cycle_trace;
 /* Prints Go's GODEBUG=gctrace=1 line for a finished cycle. */
@@ -458,6 +542,7 @@ void trace_gc(const gc_cycle_trace *t);
 
 typedef struct gm_debug {
     int gctrace, gcstoptheworld, gccheckmark, madvdontneed;
+    int writetrack; /* GOMEM_WRITETRACK: WT_*, or -1 for the default */
     int64_t memprofilerate;
 } gm_debug;
 extern gm_debug gm_debugvars;

@@ -6,21 +6,12 @@
  *
  *  - gm_type_new / gm_alloc_typed: allocate correctly; objects are scanned
  *    conservatively until precise scanning lands.
- *  - gm_write_barrier / GM_STORE: the stop-the-world collector needs no
- *    barrier, so the store is plain and gm_write_barrier_enabled stays 0.
  *  - metrics, profiles, finalizers, cleanups, weak pointers, unique, pools:
  *    fatal "not implemented yet".
  */
 #include <string.h>
 
 #include "internal.h"
-
-volatile int gm_write_barrier_enabled;
-
-void gm_write_barrier(void **slot, void *value)
-{
-    *slot = value;
-}
 
 struct gm_type {
     const char *name;

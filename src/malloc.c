@@ -10,7 +10,10 @@
  * All of it runs between acquirem and releasem, so a collection never sees a
  * half-made allocation. A collection is started, if the pacer's trigger has
  * been crossed, only after a refill or a large allocation, outside the
- * runtime, as in Go.
+ * runtime, as in Go. During a mark, the same refills pay mark assists for
+ * the span they took (inside the runtime, so that a stop never catches an
+ * assist holding gray objects), and wait for the cycle if the heap has run
+ * past its hard goal.
  *
  * Memory is always zeroed: spans fresh from the OS are zero; a span that had
  * objects freed (needzero) has each slot cleared as it is handed out.
@@ -162,6 +165,17 @@ static void *alloc_large(size_t size, bool noscan)
     return (void *)s->base;
 }
 
+/* The heap a refill for this request took: a span of its class, or the
+ * large object. */
+static uint64_t refill_bytes(size_t size, bool noscan)
+{
+    if (size > MAX_SMALL_SIZE)
+        return size;
+    unsigned cls =
+        noscan && size < TINY_SIZE ? TINY_SIZE_CLASS : size_to_class(size);
+    return (uint64_t)gm_class_to_npages[cls] * PAGE_SIZE;
+}
+
 static gm_thread *self_slow(void)
 {
     ensure_init();
@@ -187,9 +201,14 @@ static inline __attribute__((always_inline)) void *mallocgc_once(size_t size,
         v = alloc_large(size, noscan);
         refilled = true;
     }
+    if (unlikely(refilled) && load_relaxed(&gm_gcblacken))
+        gc_assist_alloc(t, refill_bytes(size, noscan));
     releasem(t);
-    if (unlikely(refilled) && gc_should_trigger())
-        gc_start(GC_TRIGGER_HEAP);
+    if (unlikely(refilled)) {
+        if (gc_should_trigger())
+            gc_start(GC_TRIGGER_HEAP);
+        gc_assist_wait();
+    }
     return v;
 }
 

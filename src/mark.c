@@ -1,7 +1,13 @@
 /*
- * Marking: conservative tri-color marking with explicit gray stacks, by
- * several workers in parallel (the collector thread plus one helper per
- * extra CPU) while the world is stopped.
+ * Marking: conservative tri-color marking with explicit gray stacks. Two
+ * ways to run it:
+ *  - mark_run: with the world stopped, by several workers in parallel (the
+ *    collector thread plus one helper per extra CPU): stop-the-world cycles
+ *    and the final drain of mark termination;
+ *  - gcwork_drain_some: a bounded step, never waiting, with the world
+ *    running: the background mark worker and mark assists (gc.c) during the
+ *    concurrent mark. Mutators then allocate black (span.c) and write
+ *    tracking (barrier.c) reports the heap pages they write.
  *
  * White: mark bit clear. Gray: marked and queued in some worker's work
  * buffer or on the global full list. Black: marked and scanned. Any aligned
@@ -62,9 +68,8 @@ static bool mark_active;        /* a mark is running: helpers may join */
 static uint32_t helpers_idle;   /* helpers that have not joined (atomic) */
 static uint32_t helpers_active; /* helpers that joined and still mark */
 static int nhelpers = -1;       /* helper threads started */
-static uint64_t helper_marked;  /* bytes marked by helpers (atomic) */
 
-uint64_t gm_heap_marked_bytes;
+uint64_t gm_heap_marked_bytes, gm_black_bytes, gm_scan_work;
 
 static workbuf *getbuf_locked(void)
 {
@@ -100,11 +105,12 @@ void gcwork_init(gcwork *w)
     w->buf = getbuf_locked();
     pthread_mutex_unlock(&work_lock);
     w->bytes_marked = 0;
+    w->scan_work = 0;
     w->check = 0;
     w->atomic_marks = true;
 }
 
-static void gcwork_dispose(gcwork *w)
+void gcwork_dispose(gcwork *w)
 {
     pthread_mutex_lock(&work_lock);
     if (w->buf->n > 0)
@@ -115,6 +121,22 @@ static void gcwork_dispose(gcwork *w)
     }
     pthread_mutex_unlock(&work_lock);
     w->buf = NULL;
+    fetch_add(&gm_heap_marked_bytes, w->bytes_marked);
+    fetch_add(&gm_scan_work, w->scan_work);
+    w->bytes_marked = 0;
+    w->scan_work = 0;
+}
+
+bool gcwork_has_work(const gcwork *w)
+{
+    return w->buf->n > 0 || load_relaxed(&work_full) != NULL;
+}
+
+void mark_cycle_begin(void)
+{
+    store_relaxed(&gm_heap_marked_bytes, 0);
+    store_relaxed(&gm_black_bytes, 0);
+    store_relaxed(&gm_scan_work, 0);
 }
 
 static __attribute__((noinline)) void push_slow(gcwork *w)
@@ -235,11 +257,14 @@ static inline void grey_object(gcwork *w, uintptr_t p)
 void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi)
 {
     lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    if (hi > lo)
+        w->scan_work += hi - lo;
     uintptr_t heap_lo = load_relaxed(&gm_arena_bounds.lo);
     uintptr_t span = load_relaxed(&gm_arena_bounds.hi) - heap_lo;
     for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi;
          p += sizeof(uintptr_t)) {
-        uintptr_t v = *(const uintptr_t *)p;
+        /* a relaxed load: mutators may be writing the word meanwhile */
+        uintptr_t v = load_relaxed((const uintptr_t *)p);
         if (v - heap_lo < span)
             grey_object(w, v);
     }
@@ -282,6 +307,95 @@ static void drain(gcwork *w)
     }
 }
 
+/*
+ * A written range [lo, hi) of the heap: the words that lie in marked,
+ * allocated objects of scannable spans are scanned again. Unmarked objects
+ * need nothing: if they are ever marked they are scanned whole, as they are
+ * then. Free slots (even pre-marked ones in a span cached during the mark)
+ * hold nothing live.
+ */
+void scan_written(gcwork *w, uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t p = lo;
+    while (p < hi) {
+        mspan *s = span_of(p);
+        uintptr_t next_page = (p | (PAGE_SIZE - 1)) + 1;
+        if (s == NULL || spanclass_noscan(s->spanclass)) {
+            p = next_page;
+            continue;
+        }
+        uintptr_t i = span_objindex(s, p);
+        uintptr_t obj = s->base + i * s->elemsize;
+        uintptr_t end = obj + s->elemsize;
+        if (end > hi)
+            end = hi;
+        if (span_is_allocated(s, i) &&
+            (load_relaxed(span_markw(s, i)) & bit_of(i)))
+            scan_block(w, p, end);
+        p = end;
+    }
+}
+
+/* Takes a buffer from the shared queue without waiting; false if none. */
+static bool try_get_work(gcwork *w)
+{
+    if (load_relaxed(&work_full) == NULL)
+        return false;
+    pthread_mutex_lock(&work_lock);
+    workbuf *b = work_full;
+    if (b != NULL) {
+        work_full = b->next;
+        w->buf->next = work_free;
+        work_free = w->buf;
+        w->buf = b;
+    }
+    pthread_mutex_unlock(&work_lock);
+    return b != NULL;
+}
+
+bool gcwork_drain_some(gcwork *w, int64_t budget)
+{
+    uint64_t stop = w->scan_work + (uint64_t)budget;
+    for (;;) {
+        uintptr_t lo, hi;
+        if (!pop_local(w, &lo, &hi)) {
+            if (!try_get_work(w))
+                return false;
+            continue;
+        }
+        scan_block(w, lo, hi);
+        if (w->scan_work >= stop)
+            return true;
+    }
+}
+
+/* ---- Explicit barrier: shading by mutators ------------------------------- */
+
+void mark_shade(uintptr_t p)
+{
+    uintptr_t heap_lo = load_relaxed(&gm_arena_bounds.lo);
+    if (p - heap_lo >= load_relaxed(&gm_arena_bounds.hi) - heap_lo)
+        return;
+    gm_thread *t = acquirem();
+    if (load_relaxed(&gm_gcphase) != GC_OFF) {
+        if (t->gcw == NULL) {
+            t->gcw = sys_alloc(sizeof(gcwork));
+            if (t->gcw == NULL)
+                gm_throw("out of memory for a mark buffer");
+        }
+        if (t->gcw->buf == NULL)
+            gcwork_init(t->gcw);
+        grey_object(t->gcw, p);
+    }
+    releasem(t);
+}
+
+void mark_flush_thread(gm_thread *t)
+{
+    if (t->gcw != NULL && t->gcw->buf != NULL)
+        gcwork_dispose(t->gcw);
+}
+
 /* ---- Helper threads
  * ---------------------------------------------------------- */
 
@@ -302,7 +416,6 @@ static void *mark_helper(void *arg)
         gcwork_init(&w);
         drain(&w);
         gcwork_dispose(&w);
-        __atomic_fetch_add(&helper_marked, w.bytes_marked, __ATOMIC_RELAXED);
 
         pthread_mutex_lock(&work_lock);
         if (--helpers_active == 0)
@@ -335,15 +448,15 @@ void mark_run(void (*scan_roots)(gcwork *w), bool parallel)
     nwait = 0;
     nworkers = 1;
     helpers_active = 0;
-    helper_marked = 0;
     store_relaxed(&helpers_idle, parallel ? (uint32_t)nhelpers : 0);
     mark_active = true;
     pthread_mutex_unlock(&work_lock);
 
     gcwork w;
     gcwork_init(&w);
-    /* Alone until the first work is published: plain stores suffice. */
-    w.atomic_marks = false;
+    /* Alone until the first work is published: plain stores suffice,
+     * unless a concurrent mark left work queued that a helper may take. */
+    w.atomic_marks = load_relaxed(&work_full) != NULL;
     scan_roots(&w);
     drain(&w);
     gcwork_dispose(&w);
@@ -353,8 +466,6 @@ void mark_run(void (*scan_roots)(gcwork *w), bool parallel)
     while (helpers_active > 0)
         pthread_cond_wait(&work_cond, &work_lock);
     pthread_mutex_unlock(&work_lock);
-    gm_heap_marked_bytes =
-        w.bytes_marked + __atomic_load_n(&helper_marked, __ATOMIC_RELAXED);
 }
 
 void mark_fork_child(void)

@@ -1,6 +1,5 @@
 /*
- * The pacer (Go's gcControllerState), in its stop-the-world form: the heap
- * goal is Go's
+ * The pacer (Go's gcControllerState). The heap goal is Go's
  *
  *     goal = marked + (marked + stacks + globals) * GOGC/100
  *
@@ -13,12 +12,21 @@
  *     goal     = limit - (nonheap + overage) - max(3% of that, 1 MiB),
  *                at least marked
  *
- * A collection starts when heap_live reaches the goal (the concurrent
- * collector will start earlier, by the runway Go computes from cons/mark).
- * GOGC=off (gcpercent < 0) leaves only the memory-limit goal, so with no
- * limit nothing triggers. Go's CPU limiter, which bounds the cost of a
- * limit set below the live heap, arrives with the concurrent collector;
- * until then such a limit makes every refill collect.
+ * A concurrent cycle starts at Go's trigger, ahead of the goal by the
+ * runway the mutators will allocate while the mark, at 25% of the CPUs,
+ * does the expected scan work:
+ *
+ *     runway  = cons/mark * (1 - 0.25)/0.25 * (heap scan + stacks + globals)
+ *     trigger = goal - runway, within [marked + 0.7 (goal - marked),
+ *                                      marked + 0.95 (goal - marked)]
+ *
+ * cons/mark (allocation rate per mutator CPU over scan rate per GC CPU) is
+ * measured at every cycle's end; the pacer uses the largest of the last
+ * four, as Go. During the mark, assists pay
+ * assist_work_per_byte = remaining scan work / (goal - heap_live) per byte
+ * allocated. GOGC=off (gcpercent < 0) leaves only the memory-limit goal, so
+ * with no limit nothing triggers. Go's CPU limiter is not implemented: a
+ * limit below the live heap makes cycles run back to back.
  *
  * Protection: fields are written under gc.lock or at init, read relaxed.
  */
@@ -75,10 +83,67 @@ static void compute_goal(void)
         gm_pacer.heap_minimum = minimum;
     }
     uint64_t limit_goal = memory_limit_goal();
+    store_relaxed(&gm_pacer.limited, limit_goal < goal);
     if (limit_goal < goal)
         goal = limit_goal;
     store_relaxed(&gm_pacer.heap_goal, goal);
-    store_relaxed(&gm_pacer.trigger, goal);
+
+    uint64_t marked = gm_pacer.heap_marked;
+    uint64_t trigger = goal;
+    if (goal > marked && goal != UINT64_MAX) {
+        double cm = 0;
+        for (int i = 0; i < 4; i++)
+            if (gm_pacer.cons_mark[i] > cm)
+                cm = gm_pacer.cons_mark[i];
+        double u = GC_BACKGROUND_UTILIZATION;
+        double work = (double)(gm_pacer.last_heap_scan + gm_pacer.last_stacks +
+                               gm_pacer.last_globals);
+        double runway = cm * (1 - u) / u * work;
+        uint64_t dist = goal - marked;
+        uint64_t lo = marked + dist / 64 * 45;
+        uint64_t hi = marked + dist / 64 * 61;
+        if (goal > ((uint64_t)4 << 20) && goal - ((uint64_t)4 << 20) > hi)
+            hi = goal - ((uint64_t)4 << 20);
+        trigger = runway >= (double)goal ? lo : goal - (uint64_t)runway;
+        if (trigger < lo)
+            trigger = lo;
+        if (trigger > hi)
+            trigger = hi;
+    }
+    store_relaxed(&gm_pacer.trigger, trigger);
+}
+
+void pacer_start_cycle(uint64_t heap_live)
+{
+    gm_pacer.triggered = heap_live;
+    uint64_t goal = load_relaxed(&gm_pacer.heap_goal);
+    uint64_t work =
+        gm_pacer.last_heap_scan + gm_pacer.last_stacks + gm_pacer.last_globals;
+    if (work < 1000)
+        work = 1000;
+    uint64_t dist = goal > heap_live ? goal - heap_live : 0;
+    if (dist < ((uint64_t)1 << 20))
+        dist = (uint64_t)1 << 20; /* past the goal: assist hard */
+    double r = (double)work / (double)dist;
+    __atomic_store(&gm_pacer.assist_work_per_byte, &r, __ATOMIC_RELAXED);
+}
+
+void pacer_end_cycle(uint64_t heap_live, uint64_t scan_work, int64_t mark_ns,
+                     int64_t assist_ns)
+{
+    if (mark_ns <= 0 || scan_work == 0)
+        return;
+    double u = GC_BACKGROUND_UTILIZATION +
+               (double)assist_ns / ((double)mark_ns * sys_ncpu());
+    if (u > 0.95)
+        u = 0.95;
+    uint64_t alloc =
+        heap_live > gm_pacer.triggered ? heap_live - gm_pacer.triggered : 0;
+    double cm = (double)alloc * u / ((double)scan_work * (1 - u));
+    for (int i = 3; i > 0; i--)
+        gm_pacer.cons_mark[i] = gm_pacer.cons_mark[i - 1];
+    gm_pacer.cons_mark[0] = cm;
+    gm_pacer.last_heap_scan = scan_work;
 }
 
 void pacer_init(void)

@@ -186,7 +186,9 @@ mspan *mheap_alloc(uintptr_t npages, bool *needzero)
     gm_mheap.pages_free -= npages;
     gm_mheap.pages_inuse += npages;
     *needzero = s->needzero;
-    s->state = MSPAN_INUSE; /* class fields are set by the caller */
+    /* INUSE once the caller has set the class fields (span_init_*): a
+     * concurrent marker must never see a half-made span. */
+    s->state = MSPAN_ALLOCATING;
     mheap_unlock();
     return s;
 }

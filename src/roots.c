@@ -9,8 +9,12 @@
  * the listing and the stop would be scanned after it is gone: dlclose
  * concurrently with a collection is not supported (docs/design.md).
  *
+ * The concurrent mark scans stacks and registers in the first pause,
+ * globals and user roots while the world runs, and all of them again in
+ * the final pause (they are not write-tracked).
+ *
  * Protection: segs/nsegs under gc.lock; user roots under roots.lock, taken
- * only inside the runtime.
+ * only inside the runtime or by the collector (which no stop waits for).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -134,24 +138,36 @@ static __attribute__((noinline)) void scan_own_stack(gcwork *w, gm_thread *t)
     __asm__ volatile("" ::: "memory"); /* keep the frame: no tail call */
 }
 
-/* World stopped. */
-void roots_scan(gcwork *w)
+void roots_scan_globals(gcwork *w)
 {
     uint64_t globals = 0;
     for (size_t i = 0; i < nsegs; i++) {
         scan_block(w, segs[i].lo, segs[i].hi);
         globals += segs[i].hi - segs[i].lo;
     }
-    /* roots.lock is free: only threads inside the runtime take it */
+    pthread_mutex_lock(&roots_lock);
     for (size_t i = 0; i < nuser; i++) {
         scan_block(w, user_roots[i].lo, user_roots[i].hi);
         globals += user_roots[i].hi - user_roots[i].lo;
     }
+    pthread_mutex_unlock(&roots_lock);
     gm_globals_scan_bytes = globals;
+}
+
+/* World stopped. */
+void roots_scan(gcwork *w)
+{
+    roots_scan_globals(w);
+    roots_scan_stacks(w);
+}
+
+/* World stopped. */
+void roots_scan_stacks(gcwork *w)
+{
     gm_stacks_scan_bytes = 0;
     gm_thread *me = gm_self;
     for (gm_thread *t = thread_first(); t != NULL; t = t->next) {
-        if (t == me) {
+        if (t == me && me != NULL) {
             scan_own_stack(w, t);
             continue;
         }

@@ -31,6 +31,7 @@ void span_init_small(mspan *s, uint8_t spanclass, bool tiny)
     s->alloccount = 0;
     span_init_bits(s);
     s->alloccache = ~(uint64_t)0;
+    store_release(&s->state, MSPAN_INUSE);
 }
 
 void span_init_large(mspan *s, uint8_t spanclass)
@@ -45,6 +46,47 @@ void span_init_large(mspan *s, uint8_t spanclass)
     s->alloccount = 1;
     span_init_bits(s);
     s->alloccache = 0;
+    /* allocate-black: a large object made during a mark is marked */
+    if (load_acquire(&gm_gcblacken)) {
+        __atomic_fetch_or(span_markw(s, 0), 1, __ATOMIC_RELAXED);
+        fetch_add(&gm_black_bytes, s->elemsize);
+    }
+    store_release(&s->state, MSPAN_INUSE);
+}
+
+/* The mask of free slots >= from in bitmap group g. */
+static uint64_t free_mask(const mspan *s, unsigned g, unsigned from)
+{
+    uint64_t m = ~s->bits[3 * g];
+    unsigned lo = g * 64;
+    if (from > lo)
+        m &= from - lo >= 64 ? 0 : ~(uint64_t)0 << (from - lo);
+    if (s->nelems < lo + 64)
+        m &= ((uint64_t)1 << (s->nelems - lo)) - 1;
+    return m;
+}
+
+void span_premark_free(mspan *s)
+{
+    unsigned words = span_bitmap_words(s->nelems);
+    for (unsigned g = s->freeindex / 64; g < words; g++) {
+        uint64_t m = free_mask(s, g, s->freeindex);
+        if (m != 0)
+            __atomic_fetch_or(&s->bits[3 * g + 1], m, __ATOMIC_RELAXED);
+    }
+    s->allocblack = 1;
+}
+
+uint64_t span_unpremark_free(mspan *s)
+{
+    unsigned words = span_bitmap_words(s->nelems);
+    for (unsigned g = s->freeindex / 64; g < words; g++) {
+        uint64_t m = free_mask(s, g, s->freeindex);
+        if (m != 0)
+            __atomic_fetch_and(&s->bits[3 * g + 1], ~m, __ATOMIC_RELAXED);
+    }
+    s->allocblack = 0;
+    return (uint64_t)(s->alloccount - s->alloccount_at_cache) * s->elemsize;
 }
 
 void span_refill_alloccache(mspan *s, uintptr_t whichbyte)

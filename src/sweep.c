@@ -141,13 +141,18 @@ void sweep_reclaim(uintptr_t npages)
 }
 
 /* Finish this cycle's sweeping. Called outside the runtime: each span is
- * swept inside its own acquirem, so the world can stop in between. */
+ * swept inside its own acquirem, so the world can stop in between. (The
+ * collector thread is not registered, never stopped: it needs no
+ * acquirem.) */
 void sweep_all(void)
 {
     for (;;) {
-        gm_thread *m = acquirem();
+        gm_thread *m = gm_self;
+        if (m != NULL)
+            acquirem();
         long r = sweep_one();
-        releasem(m);
+        if (m != NULL)
+            releasem(m);
         if (r < 0)
             break;
     }

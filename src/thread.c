@@ -157,6 +157,7 @@ void thread_unregister_self(void)
         suspend_wait(t);
     acquirem();
     mcache_release_all(t->cache);
+    mark_flush_thread(t);
     releasem(t);
     pthread_mutex_lock(&sched_lock);
     if (t->prev != NULL)
@@ -169,6 +170,8 @@ void thread_unregister_self(void)
     pthread_mutex_unlock(&sched_lock);
     pthread_setspecific(exit_key, NULL);
     mcache_free(t->cache);
+    if (t->gcw != NULL)
+        sys_free(t->gcw, sizeof *t->gcw);
     free(t);
 }
 

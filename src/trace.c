@@ -9,10 +9,13 @@
  * 10 ms, otherwise two significant digits and at most three decimals),
  * seconds since start with three decimals, megabytes as bytes >> 20.
  *
- * For the stop-the-world cycle the clock fields are: stopping the world
- * (after finishing the sweep), marking, and mark termination; the cpu
- * fields count every CPU for the stopped phases, with no assist or idle
- * time.
+ * The clock fields are sweep termination (the first pause), the concurrent
+ * mark, and mark termination (the second pause). The cpu fields count
+ * every CPU for the two pauses, as Go, then assist, background and idle
+ * mark time (gomem has no idle workers: 0). A stop-the-world cycle
+ * (gcstoptheworld, gm_collect) reports finishing the sweep and stopping as
+ * the first field, its marking as the second (and as background time),
+ * and its termination as the third.
  */
 #include <stdio.h>
 
@@ -71,18 +74,20 @@ void trace_gc(const gc_cycle_trace *t)
     char since[32], c1[32], c2[32], c3[32], u1[32], u2[32], u3[32];
     uint64_t ms_since = (uint64_t)(t->start - gm_stat.start_nanotime) / 1000000;
     itoa_div(since, ms_since, 3);
-    ns_as_ms(c1, t->stop - t->start);
-    ns_as_ms(c2, t->mark_done - t->stop);
-    ns_as_ms(c3, t->end - t->mark_done);
-    ns_as_ms(u1, (t->stop - t->start) * nproc);
-    ns_as_ms(u2, t->mark_done - t->stop);
-    ns_as_ms(u3, (t->end - t->mark_done) * nproc);
-    gm_printf("gc %llu @%ss %d%%: %s+%s+%s ms clock, %s+0/%s/0+%s ms cpu, "
+    char u4[32];
+    ns_as_ms(c1, t->stw1_ns);
+    ns_as_ms(c2, t->mark_ns);
+    ns_as_ms(c3, t->stw2_ns);
+    ns_as_ms(u1, t->stw1_ns * nproc);
+    ns_as_ms(u2, t->assist_cpu_ns);
+    ns_as_ms(u3, t->bg_cpu_ns);
+    ns_as_ms(u4, t->stw2_ns * nproc);
+    gm_printf("gc %llu @%ss %d%%: %s+%s+%s ms clock, %s+%s/%s/0+%s ms cpu, "
               "%llu->%llu->%llu MB, %llu MB goal, %llu MB stacks, "
               "%llu MB globals, %d P%s\n",
-              (unsigned long long)t->n, since, pct, c1, c2, c3, u1, u2, u3,
+              (unsigned long long)t->n, since, pct, c1, c2, c3, u1, u2, u3, u4,
               (unsigned long long)(t->heap_start >> 20),
-              (unsigned long long)(t->heap_start >> 20),
+              (unsigned long long)(t->heap_end >> 20),
               (unsigned long long)(t->heap_marked >> 20),
               (unsigned long long)(gm_pacer.heap_goal >> 20),
               (unsigned long long)(gm_stacks_scan_bytes >> 20),

@@ -2,7 +2,9 @@
 # tests/exported_symbols.sh: checks the dynamic symbol table of libgomem.so.
 # Everything the library defines must stay hidden except the public API
 # (gm_* and GM_*), the pthread_create interposer that registers new threads
-# automatically, and the linker's own marker symbols. Offenders are printed.
+# automatically, the interposers that let system calls write into
+# write-protected heap pages (read, pread, pread64, readv, recv, recvfrom;
+# src/platform/linux_wtrack.c), and the linker's own marker symbols. Offenders are printed.
 # Header functions missing from the library are reported as warnings.
 #
 # usage: exported_symbols.sh LIBGOMEM_SO [NM [GOMEM_H]]
@@ -23,7 +25,7 @@ awk 'NF >= 3 { sub(/@.*/, "", $3); print $3 }' "$tmp/nm.out" | sort -u >"$tmp/de
 
 # (AddressSanitizer adds an __odr_asan.NAME indicator per exported variable.)
 grep -Ev '^(__odr_asan[._])?(gm_|GM_)' "$tmp/defined" |
-    grep -Evx 'pthread_create|_init|_fini|__bss_start|_edata|_end' \
+    grep -Evx 'pthread_create|read|pread|pread64|readv|recv|recvfrom|_init|_fini|__bss_start|_edata|_end' \
         >"$tmp/offenders" || true
 
 status=0
@@ -33,7 +35,7 @@ if [ -s "$tmp/offenders" ]; then
         grep -E " $sym(@.*)?\$" "$tmp/nm.out" | sed 's/^/    /'
     done <"$tmp/offenders"
     echo "(give them static linkage or hidden visibility; only GM_API names"
-    echo " and the pthread_create interposer may be exported)"
+    echo " and the pthread_create and system-call interposers may be exported)"
     status=1
 fi
 

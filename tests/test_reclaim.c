@@ -2,8 +2,11 @@
  * test_reclaim: a long-running allocator stays small. Allocates 10 GiB in
  * total (mostly 16-512 B, scanned and noscan, some large objects) while
  * keeping about 10 MiB live in a ring; every ~100 MiB the heap must still be
- * under 64 MiB of heap_sys, collections must keep happening, and objects
- * evicted from the ring must still hold what was written into them.
+ * under 80 MiB of heap_sys, collections must keep happening, and objects
+ * evicted from the ring must still hold what was written into them. (The
+ * stop-the-world collector stays near 48 MiB here; the concurrent one keeps
+ * what is allocated during each mark, allocated black as in Go, and this
+ * test allocates at several GB/s: about 60 MiB.)
  *
  * usage: test_reclaim [GIB]   (default 10 x GOMEM_TEST_SCALE)
  */
@@ -21,7 +24,7 @@ enum {
     LARGE_RING = 4,
     SAMPLE_BYTES = 100 << 20,
 };
-#define HEAP_SYS_LIMIT ((uint64_t)64 << 20)
+#define HEAP_SYS_LIMIT ((uint64_t)80 << 20)
 
 struct hdr {
     uint32_t size, tag;

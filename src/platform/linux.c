@@ -92,6 +92,14 @@ int64_t sys_process_cputime(void)
     return clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 }
 
+void sys_sleep_ns(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000,
+                          .tv_nsec = ns % 1000000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 int sys_ncpu(void)
 {
     cpu_set_t set;

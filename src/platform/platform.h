@@ -37,6 +37,8 @@ int sys_ncpu(void);
 void sys_write_err(const char *s, size_t n);
 _Noreturn void sys_abort(void);
 
+void sys_sleep_ns(int64_t ns);
+
 /* Futex-style waiting on a 32-bit word. */
 void sys_futex_wait(uint32_t *addr, uint32_t val);
 void sys_futex_wake(uint32_t *addr);
@@ -63,5 +65,25 @@ void sys_unblock_suspend_signal(void);
 uintptr_t sys_thread_self(void);
 /* The real pthread_create, for the interposed one and internal threads. */
 int sys_thread_create(uintptr_t *thread, void *(*fn)(void *), void *arg);
+
+/* Write tracking (linux_wtrack.c). userfaultfd in asynchronous
+ * write-protect mode: open (-1 if the kernel lacks it), register a
+ * reservation, arm or disarm a range; then list the ranges written since
+ * they were armed (re-arming them if rearm), 4 KiB-aligned. */
+int sys_uffd_open(void);
+bool sys_uffd_register(int fd, uintptr_t lo, uintptr_t hi);
+bool sys_uffd_protect(int fd, uintptr_t lo, uintptr_t hi, bool armed);
+int sys_pagemap_open(void);
+bool sys_pagemap_written(int pmfd, uintptr_t lo, uintptr_t hi, bool rearm,
+                         void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                         void *arg);
+void sys_fd_close(int fd);
+/* The mprotect fallback: read-only or read/write; a write fault calls
+ * handler(addr), which returns false if the fault is not the tracker's.
+ * kernel_write(p, n) runs before interposed system calls that write into
+ * user memory (read, recv, ...), to make their destination writable. */
+bool sys_protect(uintptr_t lo, uintptr_t hi, bool writable);
+void sys_install_fault_handler(bool (*handler)(uintptr_t addr),
+                               bool (*kernel_write)(void *p, size_t n));
 
 #endif

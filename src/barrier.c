@@ -1,0 +1,321 @@
+/*
+ * Write tracking: how the concurrent mark learns which heap pages C code
+ * wrote while it ran, since C has no compiler write barrier ("mostly
+ * concurrent" marking, Boehm, Demers and Shenker 1991). One of three modes,
+ * chosen at start-up (GOMEM_WRITETRACK, env.c):
+ *
+ *   uffd      userfaultfd write-protection in asynchronous mode: the kernel
+ *             notes the first write to each armed page with no signal and
+ *             no EFAULT from system calls; PAGEMAP_SCAN lists the written
+ *             ranges and re-arms them. The default where the kernel has it.
+ *   mprotect  armed pages are read-only; the first write faults, and the
+ *             handler makes the page writable and sets its bit in the
+ *             arena's written[] map. System calls that write into the heap
+ *             are made to work by the interposers in platform/.
+ *   barrier   nothing is armed: the program stores heap pointers through
+ *             GM_STORE / gm_write_barrier, which shades the stored pointer
+ *             (Dijkstra's insertion barrier, mark.c: mark_shade).
+ *
+ * Correctness (the concurrent mark relies on it): from wt_arm() until
+ * wt_disarm(), every write to a mapped heap page made after the page was
+ * armed (or last re-armed by wt_collect) is reported by the next
+ * wt_collect. The marker scans a reported range only after re-arming it, so
+ * a write that races with the scan is either seen by the scan or reported
+ * again. In mprotect mode the fault handler makes the page writable before
+ * setting its bit, and wt_collect clears the bit before re-protecting: in
+ * every interleaving the page ends up reported or protected.
+ * Pages must not be returned to the OS while armed (MADV_DONTNEED drops
+ * the write-protection of anonymous pages): the scavenger checks
+ * gm_gcphase under mheap.lock.
+ *
+ * Protection: armed is atomic and set under mheap.lock, so that heap
+ * memory mapped while arming (wt_heap_mapped, under mheap.lock) is armed
+ * either by the arming pass or by the mapper; uffd_fd/pagemap_fd are set at
+ * init and in a fork child; written[] words are atomic.
+ */
+#include "internal.h"
+
+/* GM_STORE's test: 1 only while a mark runs in barrier mode. */
+volatile int gm_write_barrier_enabled;
+
+int gm_wt_mode = WT_MPROTECT;
+static uint32_t armed;
+static int uffd_fd = -1, pagemap_fd = -1;
+
+static void arm_range(uintptr_t lo, uintptr_t hi, bool on)
+{
+    if (lo >= hi)
+        return;
+    bool ok = true;
+    if (gm_wt_mode == WT_UFFD)
+        ok = sys_uffd_protect(uffd_fd, lo, hi, on);
+    else if (gm_wt_mode == WT_MPROTECT)
+        ok = sys_protect(lo, hi, !on);
+    if (!ok)
+        gm_throw("write tracking: cannot %s heap pages [%p, %p)",
+                 on ? "arm" : "disarm", (void *)lo, (void *)hi);
+}
+
+/* ---- mprotect mode: the fault handler ----------------------------------- */
+
+/* The arena whose mapped part holds p, or NULL. */
+static heap_arena *mapped_arena(uintptr_t p)
+{
+    uintptr_t lo = load_relaxed(&gm_arena_bounds.lo);
+    if (p - lo >= load_relaxed(&gm_arena_bounds.hi) - lo)
+        return NULL;
+    heap_arena *a = arena_of(p);
+    if (a == NULL || p >= load_relaxed(&a->mapped_end))
+        return NULL;
+    return a;
+}
+
+static bool on_fault(uintptr_t addr)
+{
+    heap_arena *a = mapped_arena(addr);
+    if (a == NULL)
+        return false;
+    uintptr_t page = addr & ~(uintptr_t)(PAGE_SIZE - 1);
+    /* Writable first, recorded second (see the header). A fault after
+     * disarming (a page left read-only by a race) just unprotects. */
+    if (!sys_protect(page, page + PAGE_SIZE, true))
+        return false;
+    uintptr_t i = (page - a->base) >> PAGE_SHIFT;
+    __atomic_fetch_or(&a->written[i / 64], bit_of(i), __ATOMIC_SEQ_CST);
+    return true;
+}
+
+/* Before a system call writes [p, p+n): make its heap pages writable by
+ * touching them (an atomic no-op write takes the fault like a store). */
+static bool on_kernel_write(void *p, size_t n)
+{
+    uintptr_t lo = (uintptr_t)p, hi = lo + n;
+    bool any = false;
+    for (uintptr_t q = lo & ~(uintptr_t)(PAGE_SIZE - 1); q < hi;
+         q += PAGE_SIZE) {
+        uintptr_t at = q < lo ? lo : q;
+        if (mapped_arena(at) == NULL)
+            continue;
+        __atomic_fetch_or((uint8_t *)at, 0, __ATOMIC_RELAXED);
+        any = true;
+    }
+    return any;
+}
+
+/* ---- Set-up ---------------------------------------------------------------
+ */
+
+void wt_init(void)
+{
+    int want = gm_debugvars.writetrack;
+    if (want == WT_UFFD || want < 0) {
+        uffd_fd = sys_uffd_open();
+        pagemap_fd = uffd_fd >= 0 ? sys_pagemap_open() : -1;
+        if (pagemap_fd >= 0) {
+            gm_wt_mode = WT_UFFD;
+            return;
+        }
+        if (uffd_fd >= 0)
+            sys_fd_close(uffd_fd);
+        uffd_fd = -1;
+        if (want == WT_UFFD)
+            gm_throw("GOMEM_WRITETRACK=uffd: this kernel has no "
+                     "asynchronous userfaultfd write-protection (Linux "
+                     ">= 6.7)");
+        want = WT_MPROTECT;
+    }
+    gm_wt_mode = want;
+    if (want == WT_MPROTECT)
+        sys_install_fault_handler(on_fault, on_kernel_write);
+    if (want == WT_BARRIER)
+        gm_write_barrier_enabled = 0; /* on only while marking */
+}
+
+void wt_arena_reserved(uintptr_t lo, uintptr_t hi)
+{
+    if (gm_wt_mode == WT_UFFD && !sys_uffd_register(uffd_fd, lo, hi))
+        gm_throw("write tracking: cannot register arena [%p, %p) with "
+                 "userfaultfd",
+                 (void *)lo, (void *)hi);
+}
+
+void wt_heap_mapped(uintptr_t lo, uintptr_t hi)
+{
+    if (load_relaxed(&armed))
+        arm_range(lo, hi, true);
+}
+
+/* ---- Arming and collecting ---------------------------------------------- */
+
+/* The mapped heap, as snapshot_mapped last saw it. Used by the collector
+ * only (gc.lock); grown with OS memory, never malloc: wt_collect runs with
+ * the world stopped, when a stopped thread may hold malloc's lock. */
+struct ranges {
+    uintptr_t *lohi; /* pairs */
+    size_t n, cap;
+    bool clear_written;
+};
+static struct ranges snap;
+
+static void add_mapped(heap_arena *a, void *arg)
+{
+    struct ranges *r = arg;
+    if (a->mapped_end <= a->base || r->n == r->cap)
+        return; /* r->n == r->cap: sized under this lock hold, impossible */
+    r->lohi[2 * r->n] = a->base;
+    r->lohi[2 * r->n + 1] = a->mapped_end;
+    r->n++;
+    if (r->clear_written)
+        for (size_t i = 0; i < PAGES_PER_ARENA / 64; i++)
+            store_relaxed(&a->written[i], 0);
+}
+
+static void count_arena(heap_arena *a, void *arg)
+{
+    (void)a;
+    (*(size_t *)arg)++;
+}
+
+/* Snapshots the mapped heap into snap; set_armed >= 0 stores armed under
+ * the same hold of mheap.lock. */
+static void snapshot_mapped(bool clear_written, int set_armed)
+{
+    for (;;) {
+        size_t n = 0;
+        mheap_lock();
+        arena_for_each_mapped(count_arena, &n);
+        if (n <= snap.cap) {
+            snap.n = 0;
+            snap.clear_written = clear_written;
+            arena_for_each_mapped(add_mapped, &snap);
+            if (set_armed >= 0)
+                store_relaxed(&armed, (uint32_t)set_armed);
+            mheap_unlock();
+            return;
+        }
+        mheap_unlock();
+        size_t cap = n * 2 + 16;
+        uintptr_t *p = sys_alloc(cap * 2 * sizeof(uintptr_t));
+        if (p == NULL)
+            gm_throw("write tracking: out of memory");
+        if (snap.lohi != NULL)
+            sys_free(snap.lohi, snap.cap * 2 * sizeof(uintptr_t));
+        snap.lohi = p;
+        snap.cap = cap;
+    }
+}
+
+void wt_arm(void)
+{
+    if (gm_wt_mode == WT_BARRIER)
+        return;
+    snapshot_mapped(gm_wt_mode == WT_MPROTECT, 1);
+    for (size_t i = 0; i < snap.n; i++)
+        arm_range(snap.lohi[2 * i], snap.lohi[2 * i + 1], true);
+}
+
+void wt_disarm(void)
+{
+    if (gm_wt_mode == WT_BARRIER)
+        return;
+    snapshot_mapped(false, 0);
+    for (size_t i = 0; i < snap.n; i++)
+        arm_range(snap.lohi[2 * i], snap.lohi[2 * i + 1], false);
+}
+
+struct collect {
+    void (*fn)(uintptr_t lo, uintptr_t hi, void *arg);
+    void *arg;
+    uint64_t bytes;
+};
+
+static void report(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    struct collect *c = arg;
+    c->bytes += hi - lo;
+    c->fn(lo, hi, c->arg);
+}
+
+/* mprotect mode: report and clear the written bits of one arena, re-arming
+ * each run of written pages before reporting it. */
+static void collect_arena_bits(uintptr_t base, heap_arena *a, bool rearm,
+                               struct collect *c)
+{
+    for (size_t w = 0; w < PAGES_PER_ARENA / 64; w++) {
+        if (load_relaxed(&a->written[w]) == 0)
+            continue;
+        uint64_t bits =
+            __atomic_exchange_n(&a->written[w], 0, __ATOMIC_SEQ_CST);
+        while (bits != 0) {
+            unsigned first = (unsigned)__builtin_ctzll(bits);
+            uint64_t run = bits >> first; /* bit 0 set */
+            unsigned len =
+                ~run == 0 ? 64 - first : (unsigned)__builtin_ctzll(~run);
+            uintptr_t lo = base + (w * 64 + first) * PAGE_SIZE;
+            uintptr_t hi = lo + (uintptr_t)len * PAGE_SIZE;
+            if (rearm)
+                arm_range(lo, hi, true);
+            report(lo, hi, c);
+            if (first + len >= 64)
+                bits = 0;
+            else
+                bits &= ~((((uint64_t)1 << len) - 1) << first);
+        }
+    }
+}
+
+uint64_t wt_collect(bool rearm,
+                    void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                    void *arg)
+{
+    struct collect c = {fn, arg, 0};
+    if (gm_wt_mode == WT_BARRIER)
+        return 0;
+    snapshot_mapped(false, -1);
+    for (size_t i = 0; i < snap.n; i++) {
+        uintptr_t lo = snap.lohi[2 * i], hi = snap.lohi[2 * i + 1];
+        if (gm_wt_mode == WT_UFFD) {
+            if (!sys_pagemap_written(pagemap_fd, lo, hi, rearm, report, &c))
+                gm_throw("write tracking: PAGEMAP_SCAN failed");
+        } else {
+            collect_arena_bits(lo, arena_of(lo), rearm, &c);
+        }
+    }
+    return c.bytes;
+}
+
+/* ---- fork ---------------------------------------------------------------- */
+
+static void register_arena(heap_arena *a, void *arg)
+{
+    (void)arg;
+    wt_arena_reserved(a->base, a->base + ARENA_BYTES);
+}
+
+/* The child's address space has no userfaultfd registrations and its
+ * /proc/self is another process: open both anew and register every arena.
+ * No mark is in progress (fork holds gc.lock). */
+void wt_fork_child(void)
+{
+    if (gm_wt_mode != WT_UFFD)
+        return;
+    sys_fd_close(uffd_fd);
+    sys_fd_close(pagemap_fd);
+    uffd_fd = sys_uffd_open();
+    pagemap_fd = sys_pagemap_open();
+    if (uffd_fd < 0 || pagemap_fd < 0)
+        gm_throw("write tracking: cannot reopen userfaultfd after fork");
+    mheap_lock();
+    arena_for_each_mapped(register_arena, NULL);
+    mheap_unlock();
+    store_relaxed(&armed, 0);
+}
+
+/* ---- The explicit barrier ------------------------------------------------ */
+
+void gm_write_barrier(void **slot, void *value)
+{
+    *slot = value;
+    if (load_relaxed(&gm_gcphase) != GC_OFF)
+        mark_shade((uintptr_t)value);
+}
