@@ -239,8 +239,15 @@ static void on_suspend_signal(int sig, siginfo_t *info, void *uctx)
     errno = saved;
     /* If re-enabling cancellation unwinds the thread from here, it must go
      * on with its own signal mask, not the all-blocked mask of this
-     * handler: otherwise it could never be stopped again. */
-    pthread_sigmask(SIG_SETMASK, &((ucontext_t *)uctx)->uc_sigmask, NULL);
+     * handler: otherwise it could never be stopped again. Only asynchronous
+     * cancellation can unwind here. Otherwise the mask stays as it is until
+     * the handler returns: unblocking the suspend signal inside the handler
+     * lets the next stop's signal, sent while this thread was still
+     * waiting, nest another handler on its stack, and an idle thread
+     * stopped by back-to-back collections (the scavenger, with its small
+     * stack) would nest until its stack overflows. */
+    if (cancel == PTHREAD_CANCEL_ASYNCHRONOUS)
+        pthread_sigmask(SIG_SETMASK, &((ucontext_t *)uctx)->uc_sigmask, NULL);
     pthread_setcanceltype(cancel, NULL);
 }
 
