@@ -140,6 +140,15 @@ void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
     }
 }
 
+heap_arena *arena_below(uintptr_t addr)
+{
+    heap_arena *best = NULL;
+    for (heap_arena *a = arenas; a != NULL; a = a->next)
+        if (a->base < addr && (best == NULL || a->base > best->base))
+            best = a;
+    return best;
+}
+
 void arena_for_each_span(void (*fn)(mspan *s, void *arg), void *arg)
 {
     for (heap_arena *a = arenas; a != NULL; a = a->next) {

@@ -4,6 +4,8 @@
  * 100, as Go's readGOGC), GOMEMLIMIT (bytes with an optional B, KiB, MiB,
  * GiB or TiB suffix, or "off"; malformed is a fatal error naming it) and
  * GODEBUG (comma-separated key=value; unknown keys are ignored).
+ * GOMEM_FORCEGC_PERIOD_MS (gomem's own, for tests) shortens Go's 2-minute
+ * forcegc period.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +85,7 @@ static void parse_godebug(const char *s)
                     {"gcstoptheworld", &gm_debugvars.gcstoptheworld},
                     {"gccheckmark", &gm_debugvars.gccheckmark},
                     {"madvdontneed", &gm_debugvars.madvdontneed},
+                    {"scavtrace", &gm_debugvars.scavtrace},
                 };
                 for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                     if (strlen(keys[k].name) == klen &&
@@ -120,4 +123,13 @@ void env_init(void)
     const char *dbg = getenv("GODEBUG");
     if (dbg != NULL)
         parse_godebug(dbg);
+    /* For tests only: Go's forcegcperiod is a constant. Anything but a
+     * positive number of milliseconds is ignored. */
+    const char *period = getenv("GOMEM_FORCEGC_PERIOD_MS");
+    if (period != NULL) {
+        int64_t v;
+        if (parse_int64(period, strlen(period), &v) && v > 0 &&
+            v <= INT64_MAX / 1000000)
+            gm_forcegc_period = v * 1000000;
+    }
 }

@@ -13,13 +13,22 @@
  *                      to completion before the next cycle (gm_collect sweeps
  *                      before returning, as runtime.GC does)
  *
+ * Triggers: the heap (gm_heap_live reached the pacer's trigger), gm_collect
+ * (GC_TRIGGER_FORCED: Go's runtime.GC, the only kind counted in numforcedgc
+ * and shown "(forced)" by gctrace), and time (GC_TRIGGER_TIME: forcegc.c).
+ *
+ * gm_gcphase: 0 while no mark is in progress. The stop-the-world mark never
+ * sets it (nothing can release pages while the world is stopped); the
+ * concurrent mark will, and page release checks it (pageheap.c).
+ *
  * Protection: gc_lock serialises cycles and guards the cycle statistics in
- * gm_stat; gm_heap_live is atomic.
+ * gm_stat; gm_heap_live and gm_gcphase are atomic.
  */
 #include "internal.h"
 
 static pthread_mutex_t gc_lock = PTHREAD_MUTEX_INITIALIZER;
 uint64_t gm_heap_live;
+uint32_t gm_gcphase;
 
 void gc_start(int trigger)
 {
@@ -30,6 +39,10 @@ void gc_start(int trigger)
     if (trigger == GC_TRIGGER_HEAP && !gc_should_trigger()) {
         pthread_mutex_unlock(&gc_lock);
         return; /* another thread collected meanwhile */
+    }
+    if (trigger == GC_TRIGGER_TIME && sys_nanotime() < forcegc_deadline()) {
+        pthread_mutex_unlock(&gc_lock);
+        return; /* a cycle ended meanwhile */
     }
     int64_t start = sys_nanotime();
 
@@ -63,6 +76,7 @@ void gc_start(int trigger)
     gm_stat.pause_end[n % 256] = (uint64_t)sys_walltime();
     gm_stat.pause_total += pause;
     gm_stat.last_gc = gm_stat.pause_end[n % 256];
+    store_relaxed(&gm_stat.last_gc_nanotime, t_end);
     gm_stat.numgc = n + 1;
     if (trigger == GC_TRIGGER_FORCED)
         gm_stat.numforcedgc++;
@@ -85,6 +99,7 @@ void gc_start(int trigger)
         };
         trace_gc(&tr);
     }
+    bgscavenge_start(); /* after the first cycle, the scavenger has a goal */
     if (trigger == GC_TRIGGER_FORCED || gm_debugvars.gcstoptheworld >= 2)
         sweep_all();
     else
