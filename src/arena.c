@@ -165,6 +165,15 @@ void arena_for_each_mapped(void (*fn)(heap_arena *a, void *arg), void *arg)
         fn(a, arg);
 }
 
+heap_arena *arena_below(uintptr_t addr)
+{
+    heap_arena *best = NULL;
+    for (heap_arena *a = arenas; a != NULL; a = a->next)
+        if (a->base < addr && (best == NULL || a->base > best->base))
+            best = a;
+    return best;
+}
+
 void arena_for_each_span(void (*fn)(mspan *s, void *arg), void *arg)
 {
     for (heap_arena *a = arenas; a != NULL; a = a->next) {

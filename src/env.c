@@ -7,6 +7,8 @@
  * gomem's own: GOMEM_WRITETRACK=uffd|mprotect|barrier picks how the
  * concurrent mark learns of heap writes (unset or empty: uffd where the
  * kernel has it, else mprotect; anything else is a fatal error).
+ * GOMEM_FORCEGC_PERIOD_MS (gomem's own, for tests) shortens Go's 2-minute
+ * forcegc period.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +89,7 @@ static void parse_godebug(const char *s)
                     {"gcstoptheworld", &gm_debugvars.gcstoptheworld},
                     {"gccheckmark", &gm_debugvars.gccheckmark},
                     {"madvdontneed", &gm_debugvars.madvdontneed},
+                    {"scavtrace", &gm_debugvars.scavtrace},
                 };
                 for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                     if (strlen(keys[k].name) == klen &&
@@ -136,5 +139,14 @@ void env_init(void)
             gm_throw("malformed GOMEM_WRITETRACK=%s (want uffd, mprotect or "
                      "barrier)",
                      wt);
+    }
+    /* For tests only: Go's forcegcperiod is a constant. Anything but a
+     * positive number of milliseconds is ignored. */
+    const char *period = getenv("GOMEM_FORCEGC_PERIOD_MS");
+    if (period != NULL) {
+        int64_t v;
+        if (parse_int64(period, strlen(period), &v) && v > 0 &&
+            v <= INT64_MAX / 1000000)
+            gm_forcegc_period = v * 1000000;
     }
 }

@@ -37,6 +37,11 @@
  * argument applies). In barrier mode the program's stores shade their
  * target instead (Dijkstra), so no written page needs rescanning.
  *
+ * Triggers: the heap (gm_heap_live reached the pacer's trigger), time
+ * (GC_TRIGGER_TIME: forcegc.c), both concurrent, and gm_collect
+ * (GC_TRIGGER_FORCED: Go's runtime.GC, the only kind counted in numforcedgc
+ * and shown "(forced)" by gctrace).
+ *
  * A heap-triggered cycle starts on the allocating thread that crosses the
  * trigger, as Go's gcStart: it finishes the sweep and makes the first pause
  * itself, so a cycle starts at once however busy the machine is; then it
@@ -154,24 +159,31 @@ static void bg_handoff(void)
     pthread_mutex_unlock(&bg_lock);
 }
 
+static bool trigger_holds(int trigger)
+{
+    if (trigger == GC_TRIGGER_TIME)
+        return sys_nanotime() >= forcegc_deadline();
+    return gc_should_trigger();
+}
+
 void gc_start(int trigger)
 {
     ensure_init();
     if (gm_self == NULL)
         thread_register_self(false);
-    if (trigger == GC_TRIGGER_HEAP && gm_debugvars.gcstoptheworld == 0) {
+    if (trigger != GC_TRIGGER_FORCED && gm_debugvars.gcstoptheworld == 0) {
         if (!gc_try_acquire())
             return; /* a cycle is running */
-        if (!gc_should_trigger()) {
+        if (!trigger_holds(trigger)) {
             gc_release();
-            return;
+            return; /* another thread collected meanwhile */
         }
         cycle_begin(trigger, true);
         bg_handoff();
         return;
     }
     gc_acquire();
-    if (trigger != GC_TRIGGER_HEAP || gc_should_trigger()) {
+    if (trigger == GC_TRIGGER_FORCED || trigger_holds(trigger)) {
         cycle_begin(trigger, false);
         cycle_finish(false);
     }
@@ -416,6 +428,7 @@ static void cycle_finish(bool concurrent)
     gm_stat.pause_end[n % 256] = (uint64_t)sys_walltime();
     gm_stat.pause_total += pause;
     gm_stat.last_gc = gm_stat.pause_end[n % 256];
+    store_relaxed(&gm_stat.last_gc_nanotime, t_end);
     gm_stat.numgc = n + 1;
     tr->n = n + 1;
     if (cur.trigger == GC_TRIGGER_FORCED)
@@ -432,7 +445,7 @@ static void cycle_finish(bool concurrent)
 
     if (gm_debugvars.gctrace > 0)
         trace_gc(tr);
-
+    bgscavenge_start(); /* after the first cycle, the scavenger has a goal */
     if (cur.trigger == GC_TRIGGER_FORCED || gm_debugvars.gcstoptheworld >= 2)
         sweep_all();
     else

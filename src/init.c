@@ -54,10 +54,11 @@ static void fork_child(void)
     cache_fork_child();
     thread_fork_child();
     bgsweep_after_fork_child();
+    scavenge_after_fork_child();
     mark_fork_child();
     gc_fork_child();
     wt_fork_child();
-    /* the sweeper and mark helper threads restart on demand */
+    /* the sweeper, scavenger and mark helper threads restart on demand */
 }
 
 void gm_init_slow(void)

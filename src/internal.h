@@ -13,7 +13,8 @@
  * Leaf locks, never held while taking another: work_lock (mark.c: mark
  * work buffers and helpers), bg_lock (sweep.c: waking the sweeper),
  * pending_lock (thread.c: start arguments in flight), freelock (cache.c:
- * spare thread caches), init_lock (init.c: start-up).
+ * spare thread caches), init_lock (init.c: start-up). The scavenger is
+ * woken through a futex word, without a lock (scavenge.c).
  *
  * Stopping the world: a thread is only stopped outside the runtime. Every
  * internal lock from 3 down is taken only between acquirem() and releasem();
@@ -140,8 +141,9 @@ typedef struct mspan {
     uint16_t alloccount;
     uint16_t alloccount_at_cache; /* for counting mallocs at uncache */
     uint8_t needzero;
-    uint8_t scavenged;  /* free span: its pages were returned to the OS */
     uint8_t onlist;     /* which kind of list holds it: enum span_list */
+    uint32_t scavpages; /* free span: how many of its pages are returned to
+                           the OS (their bits in heap_arena.scav are set) */
     uint8_t allocblack; /* cached during a mark: free slots pre-marked */
 } __attribute__((aligned(64))) mspan;
 
@@ -205,6 +207,9 @@ mspan *spanlist_pop(spanlist *l);
 
 typedef struct heap_arena {
     mspan *spans[PAGES_PER_ARENA]; /* page -> span (see mspan) */
+    /* bit per page: set iff the page is free and returned to the OS
+     * (Go's scavenged bitmap); mheap.lock */
+    uint64_t scav[PAGES_PER_ARENA / 64];
     uintptr_t base;
     uintptr_t mapped_end; /* [base, mapped_end) is read/write (mheap.lock) */
     /* pages written during a mark (mprotect tracking; atomic) */
@@ -257,6 +262,8 @@ void arena_init(void);
 bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size);
 void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
                      mspan *value);
+/* The arena with the highest base below addr, or NULL. mheap.lock held. */
+heap_arena *arena_below(uintptr_t addr);
 /* Calls fn for every span record (in use or free) at its first page, in
  * address order within each arena. World stopped or mheap.lock held. */
 void arena_for_each_span(void (*fn)(mspan *s, void *arg), void *arg);
@@ -293,8 +300,25 @@ void mheap_init(void);
  * state is INUSE but its class fields are unset. */
 mspan *mheap_alloc(uintptr_t npages, bool *needzero);
 void mheap_free_span(mspan *s);
-/* Return every free page to the OS (gm_free_os_memory). */
-void mheap_scavenge_all(void);
+
+/* Where a walk of the scavenger over the heap is: it moves from the top of
+ * the heap down (Go releases the highest addresses first: the allocator
+ * reuses low ones). addr 0: start a new pass at the top. run: the free run
+ * last seen, a hint checked under mheap.lock before use. */
+typedef struct scav_cursor {
+    uintptr_t addr;
+    mspan *run;
+    bool done; /* the last call reached the bottom of the heap */
+} scav_cursor;
+/* One chunk of scavenging, under mheap.lock: return to the OS at most
+ * maxpages free pages that are not yet returned, the highest below
+ * c->addr first, and move the cursor down past them. Returns the pages
+ * released (one contiguous range). Releases nothing and sets *busy while a
+ * mark is in progress (gm_gcphase). Caller is in the runtime (acquirem). */
+uintptr_t mheap_scavenge(scav_cursor *c, uintptr_t maxpages, bool *busy);
+/* Go's heapRetained: heap bytes held from the OS (in use, or free and not
+ * released). */
+uint64_t mheap_retained(void);
 void mheap_lock(void);
 void mheap_unlock(void);
 
@@ -458,7 +482,10 @@ bool gcwork_has_work(const gcwork *w);
 /* ---- The collector (gc.c) and pacer (pacer.c) -----------------------------
  */
 
-enum { GC_TRIGGER_HEAP, GC_TRIGGER_FORCED };
+/* GC_TRIGGER_FORCED: gm_collect (Go's gcTriggerCycle, the only kind that
+ * counts in numforcedgc and prints "(forced)"); GC_TRIGGER_TIME: no cycle
+ * for the forcegc period (Go's gcTriggerTime). */
+enum { GC_TRIGGER_HEAP, GC_TRIGGER_FORCED, GC_TRIGGER_TIME };
 void gc_start(int trigger);
 extern uint32_t gm_gcphase; /* 0 off, else a mark is in progress (gc.c) */
 enum { GC_OFF = 0, GC_MARK = 1 };
@@ -486,6 +513,10 @@ typedef struct pacer {
     double assist_work_per_byte; /* during a mark (relaxed) */
     uint64_t triggered;          /* heap_live when the cycle started */
     bool limited;                /* the memory limit sets the goal */
+    /* for the scavenger's goal (Go's lastHeapGoal, lastHeapInUse): the goal
+     * the last cycle ran against (0 before the first), and the heap bytes
+     * in use at its mark termination */
+    uint64_t last_heap_goal, last_heap_inuse;
 } pacer;
 extern pacer gm_pacer;
 void pacer_init(void);
@@ -522,6 +553,32 @@ uint64_t wt_collect(bool rearm,
 void wt_disarm(void);
 void wt_fork_child(void);
 
+/* ---- The scavenger (scavenge.c) and forcegc (forcegc.c) -----------------
+ */
+
+/* Go's gcPaceScavenger: recompute the scavenger's goals from the pacer's;
+ * wakes the scavenger and returns true if a goal is not met. Safe with the
+ * world stopped. */
+bool scavenge_pace(void);
+/* Wake the background scavenger (a futex wake: no lock, any context). */
+void scavenge_wake(void);
+/* Start the background scavenger thread if it is not running. Not with
+ * the world stopped. */
+void bgscavenge_start(void);
+/* The sweep of a cycle finished: print GODEBUG=scavtrace=1's line, wake the
+ * scavenger. In the runtime, no lock held. */
+void scavenge_sweep_done(void);
+void scavenge_after_fork_child(void);
+
+/* Go's forcegcperiod, in ns (GOMEM_FORCEGC_PERIOD_MS overrides it for
+ * tests). */
+extern int64_t gm_forcegc_period;
+/* When the next time-triggered cycle is due (nanotime), INT64_MAX if
+ * none can be. */
+int64_t forcegc_deadline(void);
+/* Run a time-triggered cycle if one is due (from the scavenger thread). */
+void forcegc_check(void);
+
 /* ---- gctrace (trace.c) ------------------------------------------------------
  */
 
@@ -541,7 +598,7 @@ void trace_gc(const gc_cycle_trace *t);
  */
 
 typedef struct gm_debug {
-    int gctrace, gcstoptheworld, gccheckmark, madvdontneed;
+    int gctrace, gcstoptheworld, gccheckmark, madvdontneed, scavtrace;
     int writetrack; /* GOMEM_WRITETRACK: WT_*, or -1 for the default */
     int64_t memprofilerate;
 } gm_debug;
@@ -559,6 +616,7 @@ typedef struct gm_stats {
     uint64_t mcache_inuse, mcache_sys;
     /* under gc.lock */
     uint64_t numgc, numforcedgc, last_gc, pause_total;
+    int64_t last_gc_nanotime; /* end of the last cycle; read atomically */
     uint64_t pause_ns[256], pause_end[256];
     int64_t gc_cpu_ns;
     int64_t start_nanotime;

@@ -28,6 +28,11 @@
  * with no limit nothing triggers. Go's CPU limiter is not implemented: a
  * limit below the live heap makes cycles run back to back.
  *
+ * Every commit and setter also recomputes the scavenger's goals
+ * (scavenge_pace), from the goal the last cycle ran against and the heap in
+ * use at its end (last_heap_goal, last_heap_inuse, Go's lastHeapGoal and
+ * lastHeapInUse).
+ *
  * Protection: fields are written under gc.lock or at init, read relaxed.
  */
 #include "internal.h"
@@ -156,7 +161,11 @@ void pacer_commit(uint64_t heap_marked, uint64_t stacks, uint64_t globals)
     gm_pacer.heap_marked = heap_marked;
     gm_pacer.last_stacks = stacks;
     gm_pacer.last_globals = globals;
+    store_relaxed(&gm_pacer.last_heap_goal, gm_pacer.heap_goal);
+    store_relaxed(&gm_pacer.last_heap_inuse,
+                  load_relaxed(&gm_mheap.pages_inuse) * PAGE_SIZE);
     compute_goal();
+    scavenge_pace(); /* Go's gcPaceScavenger: wakes the scavenger */
 }
 
 int gm_set_gc_percent(int percent)
@@ -167,6 +176,8 @@ int gm_set_gc_percent(int percent)
     int old =
         __atomic_exchange_n(&gm_pacer.gcpercent, percent, __ATOMIC_ACQ_REL);
     compute_goal();
+    if (scavenge_pace())
+        bgscavenge_start();
     return old;
 }
 
@@ -175,5 +186,10 @@ int64_t gm_set_memory_limit(int64_t bytes)
     ensure_init();
     if (bytes < 0)
         return load_relaxed(&gm_pacer.memory_limit);
-    return __atomic_exchange_n(&gm_pacer.memory_limit, bytes, __ATOMIC_ACQ_REL);
+    int64_t old =
+        __atomic_exchange_n(&gm_pacer.memory_limit, bytes, __ATOMIC_ACQ_REL);
+    compute_goal();
+    if (scavenge_pace()) /* a lower limit may leave too much retained */
+        bgscavenge_start();
+    return old;
 }

@@ -12,9 +12,26 @@
  * needzero on a free run says some page of it held objects; pages that come
  * fresh from the OS are known zero and are not cleared again.
  *
+ * Released pages (Go's scavenged bitmap): a page's bit in its arena's
+ * scav[] is set iff the page is free and returned to the OS. A free run
+ * counts its set bits in scavpages; pages_released is their sum over all
+ * free runs. Memory new from the OS counts as released until used (as in
+ * Go: it is not resident). Allocation clears the bits of the pages it
+ * takes; merging runs adds their counts; the scavenger (mheap_scavenge)
+ * sets bits. In-use pages never have their bit set.
+ *
+ * Releasing happens only under mheap.lock and only while gm_gcphase is 0:
+ * a mark in progress depends on the page tables (write tracking), so the
+ * scavenger then releases nothing and tries again later. The collector
+ * must set gm_gcphase with mheap.lock held or with the world stopped (a
+ * release runs inside acquirem, so no stop falls in the middle of one):
+ * then no release overlaps the start of a mark.
+ *
  * Invariant: no two free runs are adjacent (they would have been merged).
- * Protection: everything in gm_mheap under mheap.lock, except sweepgen
- * (written with the world stopped, read atomically).
+ * Protection: everything in gm_mheap and the arenas' scav bits under
+ * mheap.lock, except sweepgen (written with the world stopped, read
+ * atomically). Statistics are also read relaxed without the lock by the
+ * pacer and the scavenger, which tolerate a stale figure.
  */
 #include <string.h>
 
@@ -92,15 +109,58 @@ static mspan *find_free(uintptr_t npages)
     return best;
 }
 
-/* Two free runs merge; the result counts as returned to the OS only if
- * both were (a partly returned run is counted as retained). */
-static void merge_scavenged(mspan *into, mspan *other)
+/* ---- Released pages: the arenas' scav bits -------------------------------
+ */
+
+static uintptr_t page_index(uintptr_t addr)
 {
-    if (into->scavenged && !other->scavenged)
-        gm_mheap.pages_released -= into->npages;
-    else if (!into->scavenged && other->scavenged)
-        gm_mheap.pages_released -= other->npages;
-    into->scavenged = into->scavenged && other->scavenged;
+    return (addr >> PAGE_SHIFT) % PAGES_PER_ARENA;
+}
+
+/* Set or clear the bits of npages pages from base; returns how many bits
+ * changed. Arenas are multiples of 64 pages, so a word never straddles
+ * two. */
+static uintptr_t scav_update(uintptr_t base, uintptr_t npages, bool set)
+{
+    uintptr_t changed = 0;
+    while (npages > 0) {
+        uintptr_t i = page_index(base);
+        unsigned bit = (unsigned)(i % 64);
+        uintptr_t k = 64 - bit;
+        if (k > npages)
+            k = npages;
+        uint64_t mask = (k == 64 ? ~(uint64_t)0 : ((uint64_t)1 << k) - 1)
+                        << bit;
+        uint64_t *w = &arena_of(base)->scav[i / 64];
+        uint64_t old = *w;
+        *w = set ? old | mask : old & ~mask;
+        changed += (uintptr_t)__builtin_popcountll((old ^ *w) & mask);
+        base += k * PAGE_SIZE;
+        npages -= k;
+    }
+    return changed;
+}
+
+/* The highest page in [lo, hi) whose bit is `set`, or 0 if none. */
+static uintptr_t scav_highest(uintptr_t lo, uintptr_t hi, bool set)
+{
+    while (hi > lo) {
+        uintptr_t last = hi - PAGE_SIZE;
+        uintptr_t i = page_index(last);
+        unsigned bit = (unsigned)(i % 64);
+        uint64_t w = arena_of(last)->scav[i / 64];
+        if (!set)
+            w = ~w;
+        if (bit < 63)
+            w &= ((uint64_t)1 << (bit + 1)) - 1;
+        uintptr_t wbase = last - (uintptr_t)bit * PAGE_SIZE;
+        if (wbase < lo)
+            w &= ~(uint64_t)0 << ((lo - wbase) >> PAGE_SHIFT);
+        if (w != 0)
+            return wbase + (uintptr_t)(63 - __builtin_clzll(w)) * PAGE_SIZE;
+        hi = wbase;
+    }
+    return 0;
 }
 
 /* Merge free span s with free neighbours and insert the result. */
@@ -116,7 +176,7 @@ static void coalesce_insert(mspan *s)
             remove_free(b);
             arena_set_spans(b, first - 1, 1, NULL);
             arena_set_spans(s, first, 1, NULL);
-            merge_scavenged(b, s);
+            b->scavpages += s->scavpages;
             b->npages += s->npages;
             b->needzero |= s->needzero;
             fixalloc_free_span(s);
@@ -132,7 +192,7 @@ static void coalesce_insert(mspan *s)
             remove_free(n);
             arena_set_spans(s, first + s->npages - 1, 1, NULL);
             arena_set_spans(n, after >> PAGE_SHIFT, 1, NULL);
-            merge_scavenged(s, n);
+            s->scavpages += n->scavpages;
             s->npages += n->npages;
             s->needzero |= n->needzero;
             fixalloc_free_span(n);
@@ -150,8 +210,11 @@ static bool grow(uintptr_t npages)
     s->base = base;
     s->npages = size / PAGE_SIZE;
     s->needzero = 0;
+    /* not resident yet: released until used, as in Go */
+    s->scavpages = (uint32_t)scav_update(base, s->npages, true);
     gm_mheap.heap_sys += size;
     gm_mheap.pages_free += s->npages;
+    gm_mheap.pages_released += s->npages;
     coalesce_insert(s);
     return true;
 }
@@ -168,21 +231,22 @@ mspan *mheap_alloc(uintptr_t npages, bool *needzero)
         s = find_free(npages);
     }
     remove_free(s);
+    /* The pages taken are no longer released (Go's sysUsed is a no-op on
+     * Linux: touching them brings them back). */
+    uintptr_t reused = s->scavpages ? scav_update(s->base, npages, false) : 0;
     if (s->npages > npages) {
         mspan *rest = fixalloc_span();
         rest->base = s->base + npages * PAGE_SIZE;
         rest->npages = s->npages - npages;
         rest->needzero = s->needzero;
-        rest->scavenged = s->scavenged;
+        rest->scavpages = (uint32_t)(s->scavpages - reused);
         arena_set_spans(s, (s->base >> PAGE_SHIFT) + s->npages - 1, 1, NULL);
         s->npages = npages;
         insert_free(rest);
     }
     arena_set_spans(s, s->base >> PAGE_SHIFT, npages, s);
-    if (s->scavenged) {
-        gm_mheap.pages_released -= npages;
-        s->scavenged = 0;
-    }
+    gm_mheap.pages_released -= reused;
+    s->scavpages = 0;
     gm_mheap.pages_free -= npages;
     gm_mheap.pages_inuse += npages;
     *needzero = s->needzero;
@@ -216,20 +280,92 @@ void mheap_free_span(mspan *s)
     mheap_unlock();
 }
 
-void mheap_scavenge_all(void)
+uint64_t mheap_retained(void)
+{
+    uint64_t sys = load_relaxed(&gm_mheap.heap_sys);
+    uint64_t rel = load_relaxed(&gm_mheap.pages_released) * PAGE_SIZE;
+    return sys > rel ? sys - rel : 0;
+}
+
+/* Steps of the walk per call, so one call holds mheap.lock briefly even
+ * over a heap of many in-use spans. */
+enum { SCAV_MAX_STEPS = 4096 };
+
+uintptr_t mheap_scavenge(scav_cursor *c, uintptr_t maxpages, bool *busy)
 {
     bool dontneed = gm_debugvars.madvdontneed != 0;
+    uintptr_t released = 0;
+    *busy = false;
+    c->done = false;
     mheap_lock();
-    for (int i = 0; i <= 128; i++) {
-        spanlist *l = i < 128 ? &gm_mheap.free[i] : &gm_mheap.freelarge;
-        for (mspan *s = l->first; s != NULL; s = s->next) {
-            if (s->scavenged)
-                continue;
-            sys_release((void *)s->base, s->npages * PAGE_SIZE, dontneed);
-            s->scavenged = 1;
-            s->needzero = !dontneed;
-            gm_mheap.pages_released += s->npages;
+    if (load_relaxed(&gm_gcphase) != 0) {
+        *busy = true; /* a mark depends on the page tables: not now */
+        mheap_unlock();
+        return 0;
+    }
+    if (c->addr == 0) {
+        c->addr = gm_arena_bounds.hi;
+        c->run = NULL;
+    }
+    for (int step = 0; step < SCAV_MAX_STEPS; step++) {
+        uintptr_t addr = c->addr;
+        if (addr == 0 || addr <= gm_arena_bounds.lo) {
+            c->addr = 0;
+            c->done = true;
+            break;
         }
+        if (addr > gm_arena_bounds.cur_base &&
+            addr <= gm_arena_bounds.cur_end) {
+            c->addr = gm_arena_bounds.cur_base; /* not mapped yet */
+            continue;
+        }
+        uintptr_t p = addr - PAGE_SIZE; /* the page below the cursor */
+        heap_arena *a = arena_of(p);
+        if (a == NULL) {
+            heap_arena *b = arena_below(p);
+            c->addr = b != NULL ? b->base + ARENA_BYTES : 0;
+            continue;
+        }
+        mspan *s = c->run;
+        if (s == NULL || s->state != MSPAN_FREE || p < s->base ||
+            p >= s->base + s->npages * PAGE_SIZE)
+            s = a->spans[page_index(p)];
+        if (s == NULL) {
+            /* inside a free run other than c->run, or not heap: its first
+             * page names the run */
+            c->addr = p;
+            continue;
+        }
+        if (s->state != MSPAN_FREE) {
+            c->addr = s->base;
+            c->run = NULL;
+            continue;
+        }
+        c->run = s;
+        uintptr_t top =
+            s->scavpages < s->npages ? scav_highest(s->base, addr, false) : 0;
+        if (top == 0) {
+            c->addr = s->base; /* nothing left to release in this run */
+            continue;
+        }
+        /* [start, end): the highest unreleased pages, at most maxpages */
+        uintptr_t end = top + PAGE_SIZE;
+        uintptr_t floor = s->base;
+        if ((end - floor) >> PAGE_SHIFT > maxpages)
+            floor = end - maxpages * PAGE_SIZE;
+        uintptr_t below = scav_highest(floor, top, true);
+        uintptr_t start = below != 0 ? below + PAGE_SIZE : floor;
+        uintptr_t n = (end - start) >> PAGE_SHIFT;
+        sys_release((void *)start, end - start, dontneed);
+        scav_update(start, n, true);
+        s->scavpages += (uint32_t)n;
+        gm_mheap.pages_released += n;
+        if (!dontneed)
+            s->needzero = 1; /* MADV_FREE keeps contents until reclaimed */
+        c->addr = start;
+        released = n;
+        break;
     }
     mheap_unlock();
+    return released;
 }

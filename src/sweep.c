@@ -10,6 +10,10 @@
  * freeindex reset; a span left with no objects goes back to the page heap.
  * Frees are counted here, per size class.
  *
+ * The thread that moves the cursor past the last central ends the cycle's
+ * sweep: it tells the scavenger (scavenge_sweep_done), as Go's last
+ * sweeper does.
+ *
  * Protection: sweep_cursor is atomic. Once the cursor
  * has passed a central, no unswept span can appear there until the next
  * cycle (new and cached spans are swept), so the cursor never moves back.
@@ -19,7 +23,9 @@
 
 #include "internal.h"
 
-static uint32_t sweep_cursor; /* next central to look at (atomic) */
+/* next central to look at (atomic); nothing to sweep before the first
+ * cycle */
+static uint32_t sweep_cursor = NUM_CENTRALS;
 
 void sweep_reset(void)
 {
@@ -116,8 +122,11 @@ long sweep_one(void)
             s = spanlist_pop(&c->full[un]);
         pthread_mutex_unlock(&c->lock);
         if (s == NULL) {
-            __atomic_compare_exchange_n(&sweep_cursor, &i, i + 1, false,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+            if (__atomic_compare_exchange_n(&sweep_cursor, &i, i + 1, false,
+                                            __ATOMIC_ACQ_REL,
+                                            __ATOMIC_RELAXED) &&
+                i + 1 == NUM_CENTRALS)
+                scavenge_sweep_done(); /* the last sweeper, as in Go */
             continue;
         }
         store_release(&s->sweepgen, sg - 1);

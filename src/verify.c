@@ -1,6 +1,7 @@
 /*
  * The heap verifier: with the world stopped, walks every arena page and
- * cross-checks span records, bitmaps, free counts and the page-heap totals.
+ * cross-checks span records, bitmaps, free counts, released pages and the
+ * page-heap totals.
  * It also checks that the objects found in spans, per size class, are
  * exactly the statistics' mallocs - frees.
  * Any inconsistency is a fatal error naming the span. gm_verify_heap is
@@ -43,9 +44,21 @@ static void check_span(mspan *s, uint32_t sg)
                  s->sweepgen, sg);
 }
 
+/* Pages of [base, base + npages pages) whose released (scav) bit is set. */
+static uintptr_t count_released(uintptr_t base, uintptr_t npages)
+{
+    uintptr_t n = 0;
+    for (uintptr_t k = 0; k < npages; k++) {
+        uintptr_t p = base + k * PAGE_SIZE;
+        uintptr_t i = (p >> PAGE_SHIFT) % PAGES_PER_ARENA;
+        n += (arena_of(p)->scav[i / 64] >> (i % 64)) & 1;
+    }
+    return n;
+}
+
 struct walk {
     uint32_t sweepgen;
-    uint64_t inuse, free;
+    uint64_t inuse, free, released;
     uint64_t objects[NUM_SIZE_CLASSES]; /* class 0: large objects */
 };
 
@@ -61,10 +74,18 @@ static void visit(mspan *s, void *arg)
                          (void *)s->base, (size_t)k);
         }
         check_span(s, w->sweepgen);
+        if (count_released(s->base, s->npages) != 0)
+            gm_throw("verify: span %p in use has released pages",
+                     (void *)s->base);
         w->inuse += s->npages;
         w->objects[spanclass_sizeclass(s->spanclass)] += s->alloccount;
     } else if (s->state == MSPAN_FREE) {
         w->free += s->npages;
+        uintptr_t r = count_released(s->base, s->npages);
+        if (r != s->scavpages)
+            gm_throw("verify: free run %p has %zu released pages, says %zu",
+                     (void *)s->base, (size_t)r, (size_t)s->scavpages);
+        w->released += r;
     } else {
         gm_throw("verify: dead span record at %p", (void *)page);
     }
@@ -82,6 +103,10 @@ void verify_heap_stopped(void)
                  (unsigned long long)gm_mheap.pages_inuse,
                  (unsigned long long)w.free,
                  (unsigned long long)gm_mheap.pages_free);
+    if (w.released != gm_mheap.pages_released)
+        gm_throw("verify: %llu pages released, heap says %llu",
+                 (unsigned long long)w.released,
+                 (unsigned long long)gm_mheap.pages_released);
 
     /* Statistics: objects in spans == mallocs - frees, per class. */
     uint64_t nmalloc[NUM_SIZE_CLASSES];

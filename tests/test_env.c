@@ -11,11 +11,14 @@
  *    (checked with Go's own regular expression, as POSIX ERE), numbered
  *    from 1, the forced one marked "(forced)", also for a phase of over a
  *    second (a thread holding the suspend signal blocked);
+ *  - GODEBUG=scavtrace=1 prints Go's scavtrace line when each cycle's sweep
+ *    ends, and one ending "(forced)" for gm_free_os_memory;
  * gm_set_gc_percent returns the previous value, in process.
  *
  * usage: test_env            the checks above
  *        test_env --syntax   strict Go syntax: "+50" is not a number
- *        test_env --child {workload|trace|slowstop|gogc|limit} (internal)
+ *        test_env --child {workload|trace|slowstop|gogc|limit|scavtrace}
+ *                                                                 (internal)
  */
 #include <pthread.h>
 #include <regex.h>
@@ -90,6 +93,17 @@ static int child(const char *mode)
         workload((size_t)100 << 20, NULL);
         if (strcmp(mode, "trace") == 0)
             gm_collect();
+        gm_read_memstats(&ms);
+        printf("num_gc=%u forced=%u\n", ms.num_gc, ms.num_forced_gc);
+    } else if (strcmp(mode, "scavtrace") == 0) {
+        workload((size_t)100 << 20, NULL);
+        /* 32 MiB, touched, then garbage for gm_free_os_memory to release
+         * (the background scavenger may take a few MiB of it first) */
+        char **big = gm_alloc(32 * sizeof *big);
+        for (int i = 0; i < 32; i++)
+            memset(big[i] = gm_alloc_noscan(1 << 20), 1, 1 << 20);
+        memset(big, 0, 32 * sizeof *big);
+        gm_free_os_memory();
         gm_read_memstats(&ms);
         printf("num_gc=%u forced=%u\n", ms.num_gc, ms.num_forced_gc);
     } else if (strcmp(mode, "slowstop") == 0) {
@@ -358,6 +372,49 @@ static void test_gctrace(void)
           r.err);
 }
 
+/* Go's printScavTrace (runtime/mgcscavenge.go). */
+static const char scav_re[] =
+    "^scav [0-9]+ KiB work \\(bg\\), [0-9]+ KiB work \\(eager\\), "
+    "[0-9]+ KiB now, [0-9]+% util( \\(forced\\))?$";
+
+static void test_scavtrace(void)
+{
+    regex_t re;
+    REQUIRE(regcomp(&re, scav_re, REG_EXTENDED | REG_NOSUB) == 0, "regcomp");
+    const char *env[] = {"GODEBUG=scavtrace=1", NULL};
+    static struct result r;
+    run("scavtrace", env, &r);
+    unsigned n = 0, forced = 0;
+    int ok =
+        ok_status(&r) && sscanf(r.out, "num_gc=%u forced=%u", &n, &forced) == 2;
+    CHECK(ok, "scavtrace child failed (status 0x%x): %s", r.status, r.err);
+    unsigned lines = 0, bad = 0, forced_lines = 0, last_forced = 0;
+    unsigned long long eager = 0;
+    for (char *line = strtok(r.err, "\n"); line != NULL;
+         line = strtok(NULL, "\n")) {
+        lines++;
+        if (regexec(&re, line, 0, NULL, 0) != 0) {
+            if (bad++ < 5)
+                CHECK(0, "scavtrace line does not match Go's format: \"%s\"",
+                      line);
+            continue;
+        }
+        last_forced = strstr(line, "(forced)") != NULL;
+        if (last_forced) {
+            forced_lines++;
+            sscanf(line, "scav %*u KiB work (bg), %llu", &eager);
+        }
+    }
+    /* one line per cycle, when its sweep ends (gm_collect sweeps), then
+     * the forced one */
+    CHECK(ok && lines == n + 1, "%u scavtrace lines for %u cycles", lines, n);
+    CHECK(forced_lines == 1 && last_forced,
+          "%u lines marked (forced), the last %s", forced_lines,
+          last_forced ? "is" : "is not");
+    CHECK(eager > 0, "gm_free_os_memory released nothing (%llu KiB)", eager);
+    regfree(&re);
+}
+
 static void test_set_gc_percent(void)
 {
     int start = gm_set_gc_percent(50);
@@ -416,6 +473,7 @@ int main(int argc, char **argv)
     test_gogc_cycles();
     test_limit_goal();
     test_gctrace();
+    test_scavtrace();
     test_set_gc_percent();
     gm_verify_heap();
     return CHECK_DONE();

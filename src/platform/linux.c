@@ -136,6 +136,15 @@ void sys_futex_wait(uint32_t *addr, uint32_t val)
     syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
 }
 
+void sys_futex_wait_timeout(uint32_t *addr, uint32_t val, int64_t ns)
+{
+    if (ns <= 0)
+        return;
+    struct timespec ts = {.tv_sec = ns / 1000000000,
+                          .tv_nsec = ns % 1000000000};
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
+}
+
 void sys_futex_wake(uint32_t *addr)
 {
     syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
@@ -247,8 +256,15 @@ static void on_suspend_signal(int sig, siginfo_t *info, void *uctx)
     errno = saved;
     /* If re-enabling cancellation unwinds the thread from here, it must go
      * on with its own signal mask, not the all-blocked mask of this
-     * handler: otherwise it could never be stopped again. */
-    pthread_sigmask(SIG_SETMASK, &((ucontext_t *)uctx)->uc_sigmask, NULL);
+     * handler: otherwise it could never be stopped again. Only asynchronous
+     * cancellation can unwind here. Otherwise the mask stays as it is until
+     * the handler returns: unblocking the suspend signal inside the handler
+     * lets the next stop's signal, sent while this thread was still
+     * waiting, nest another handler on its stack, and an idle thread
+     * stopped by back-to-back collections (the scavenger, with its small
+     * stack) would nest until its stack overflows. */
+    if (cancel == PTHREAD_CANCEL_ASYNCHRONOUS)
+        pthread_sigmask(SIG_SETMASK, &((ucontext_t *)uctx)->uc_sigmask, NULL);
     pthread_setcanceltype(cancel, NULL);
 }
 

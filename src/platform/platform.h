@@ -42,6 +42,9 @@ void sys_sleep_ns(int64_t ns);
 /* Futex-style waiting on a 32-bit word. */
 void sys_futex_wait(uint32_t *addr, uint32_t val);
 void sys_futex_wake(uint32_t *addr);
+/* sys_futex_wait for at most ns nanoseconds (also a plain sleep, on a word
+ * nobody changes). */
+void sys_futex_wait_timeout(uint32_t *addr, uint32_t val, int64_t ns);
 
 /* The calling thread's stack: [*lo, *hi). */
 void sys_thread_stack(uintptr_t *lo, uintptr_t *hi);
