@@ -239,8 +239,17 @@ static void on_suspend_signal(int sig, siginfo_t *info, void *uctx)
     errno = saved;
     /* If re-enabling cancellation unwinds the thread from here, it must go
      * on with its own signal mask, not the all-blocked mask of this
-     * handler: otherwise it could never be stopped again. */
-    pthread_sigmask(SIG_SETMASK, &((ucontext_t *)uctx)->uc_sigmask, NULL);
+     * handler: otherwise it could never be stopped again. Only asynchronous
+     * cancellation can unwind here, so only then is the mask restored by
+     * hand: unblocking delivers the next stop's signal, if already pending,
+     * one frame deeper, and a thread that rarely runs (the background
+     * sweeper at a thousand cycles a second) finds it pending after every
+     * stop; restoring it every time nested ~80 handlers and overflowed the
+     * sweeper's 256 KiB stack. A nested handler entered from this restore
+     * finds cancellation deferred, so it leaves the mask to sigreturn: the
+     * nesting stays two deep. */
+    if (cancel == PTHREAD_CANCEL_ASYNCHRONOUS)
+        pthread_sigmask(SIG_SETMASK, &((ucontext_t *)uctx)->uc_sigmask, NULL);
     pthread_setcanceltype(cancel, NULL);
 }
 
