@@ -290,13 +290,23 @@ static void revise_assist_ratio(uint64_t done)
     __atomic_store(&gm_pacer.assist_work_per_byte, &r, __ATOMIC_RELAXED);
 }
 
-/* The background worker's part of the mark; returns the time it worked. */
-static int64_t mark_background(gcwork *w)
+/*
+ * The background worker's part of the mark. It runs as Go's fractional
+ * worker toward 25% of all CPUs (one worker: at most one CPU), sleeping
+ * when ahead, except while the process leaves a CPU idle: then it keeps
+ * going, as Go's idle workers do. (A C process cannot see idle Ps; the
+ * proxy is the process's own CPU time: if the mutators used less than
+ * ncpu - 1 CPUs over the last slice, a CPU is free.) Returns the time it
+ * worked toward the goal (*bg) and beyond it (*idle).
+ */
+static void mark_background(gcwork *w, int64_t *bg, int64_t *idle)
 {
-    double goal = GC_BACKGROUND_UTILIZATION * sys_ncpu();
+    int ncpu = sys_ncpu();
+    double goal = GC_BACKGROUND_UTILIZATION * ncpu;
     if (goal > 1)
         goal = 1; /* one worker */
-    int64_t t0 = sys_nanotime(), busy = 0;
+    int64_t t0 = sys_nanotime(), busy = 0, extra = 0;
+    int64_t last_wall = t0, last_cpu = sys_process_cputime();
     int rounds = 0;
     for (;;) {
         int64_t a = sys_nanotime();
@@ -310,16 +320,32 @@ static int64_t mark_background(gcwork *w)
             busy += sys_nanotime() - a;
             if (!gcwork_has_work(w) &&
                 (bytes <= PRECLEAN_DONE_BYTES || rounds >= PRECLEAN_MAX_ROUNDS))
-                return busy;
+                break;
             continue;
         }
         int64_t b = sys_nanotime();
         busy += b - a;
         revise_assist_ratio(w->scan_work + load_relaxed(&gm_scan_work));
         int64_t ahead = (int64_t)((double)busy / goal) - (b - t0);
-        if (ahead > 0)
-            sys_sleep_ns(ahead < BG_MAX_SLEEP_NS ? ahead : BG_MAX_SLEEP_NS);
+        if (ahead <= 0)
+            continue;
+        int64_t cpu = sys_process_cputime();
+        double wall = (double)(b - last_wall);
+        double mutators =
+            wall > 0 ? ((double)(cpu - last_cpu) - (double)(b - a)) / wall
+                     : (double)ncpu;
+        last_wall = b;
+        last_cpu = cpu;
+        if (mutators < (double)ncpu - 0.9) {
+            extra += b - a; /* a CPU is idle: work on */
+            continue;
+        }
+        sys_sleep_ns(ahead < BG_MAX_SLEEP_NS ? ahead : BG_MAX_SLEEP_NS);
+        last_wall = sys_nanotime();
+        last_cpu = sys_process_cputime();
     }
+    *idle = extra < busy ? extra : busy;
+    *bg = busy - *idle;
 }
 
 /* ---- One cycle
@@ -377,7 +403,7 @@ static void cycle_finish(bool concurrent)
         wt_arm();
         store_release(&gm_gcblacken, 1);
         roots_scan_globals(w);
-        tr->bg_cpu_ns = mark_background(w);
+        mark_background(w, &tr->bg_cpu_ns, &tr->idle_cpu_ns);
         gcwork_dispose(w);
 
         /* Libraries loaded during the mark: their data are roots too. */

@@ -587,7 +587,7 @@ typedef struct gc_cycle_trace {
     int64_t start;
     /* wall ns of the phases: sweep termination (stopped), concurrent mark,
      * mark termination (stopped); CPU ns of assists, background marking */
-    int64_t stw1_ns, mark_ns, stw2_ns, assist_cpu_ns, bg_cpu_ns;
+    int64_t stw1_ns, mark_ns, stw2_ns, assist_cpu_ns, bg_cpu_ns, idle_cpu_ns;
     uint64_t heap_start, heap_end, heap_marked;
     bool forced;
 } gc_cycle_trace;

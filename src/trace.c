@@ -12,7 +12,8 @@
  * The clock fields are sweep termination (the first pause), the concurrent
  * mark, and mark termination (the second pause). The cpu fields count
  * every CPU for the two pauses, as Go, then assist, background and idle
- * mark time (gomem has no idle workers: 0). A stop-the-world cycle
+ * mark time (idle: what the background worker ran past its 25% goal while
+ * the process left a CPU idle, gc.c). A stop-the-world cycle
  * (gcstoptheworld, gm_collect) reports finishing the sweep and stopping as
  * the first field, its marking as the second (and as background time),
  * and its termination as the third.
@@ -74,7 +75,7 @@ void trace_gc(const gc_cycle_trace *t)
     char since[32], c1[32], c2[32], c3[32], u1[32], u2[32], u3[32];
     uint64_t ms_since = (uint64_t)(t->start - gm_stat.start_nanotime) / 1000000;
     itoa_div(since, ms_since, 3);
-    char u4[32];
+    char u4[32], u5[32];
     ns_as_ms(c1, t->stw1_ns);
     ns_as_ms(c2, t->mark_ns);
     ns_as_ms(c3, t->stw2_ns);
@@ -82,11 +83,12 @@ void trace_gc(const gc_cycle_trace *t)
     ns_as_ms(u2, t->assist_cpu_ns);
     ns_as_ms(u3, t->bg_cpu_ns);
     ns_as_ms(u4, t->stw2_ns * nproc);
-    gm_printf("gc %llu @%ss %d%%: %s+%s+%s ms clock, %s+%s/%s/0+%s ms cpu, "
+    ns_as_ms(u5, t->idle_cpu_ns);
+    gm_printf("gc %llu @%ss %d%%: %s+%s+%s ms clock, %s+%s/%s/%s+%s ms cpu, "
               "%llu->%llu->%llu MB, %llu MB goal, %llu MB stacks, "
               "%llu MB globals, %d P%s\n",
-              (unsigned long long)t->n, since, pct, c1, c2, c3, u1, u2, u3, u4,
-              (unsigned long long)(t->heap_start >> 20),
+              (unsigned long long)t->n, since, pct, c1, c2, c3, u1, u2, u3, u5,
+              u4, (unsigned long long)(t->heap_start >> 20),
               (unsigned long long)(t->heap_end >> 20),
               (unsigned long long)(t->heap_marked >> 20),
               (unsigned long long)(gm_pacer.heap_goal >> 20),

@@ -35,11 +35,19 @@ static unsigned long check_passed, check_failed;
         }                                                                      \
     } while (0)
 
+/* Decides on its own condition only (comparing the failure count before and
+ * after would also stop for another thread's failed CHECK meanwhile), and
+ * always reports. */
 #define REQUIRE(cond, ...)                                                     \
     do {                                                                       \
-        unsigned long check_before_ = check_failed;                            \
-        CHECK(cond, __VA_ARGS__);                                              \
-        if (check_failed != check_before_) {                                   \
+        if (__builtin_expect(!!(cond), 1)) {                                   \
+            __atomic_fetch_add(&check_passed, 1, __ATOMIC_RELAXED);            \
+        } else {                                                               \
+            __atomic_fetch_add(&check_failed, 1, __ATOMIC_RELAXED);            \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+            fprintf(stderr, __VA_ARGS__);                                      \
+            fputc('\n', stderr);                                               \
             check_done();                                                      \
             exit(1);                                                           \
         }                                                                      \
