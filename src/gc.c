@@ -74,6 +74,7 @@ enum {
     PRECLEAN_MAX_ROUNDS = 8,       /* then go to mark termination anyway */
     PRECLEAN_DONE_BYTES = 1 << 20, /* written per round: small enough */
     ASSIST_MIN_WORK = 64 << 10,    /* Go's gcOverAssistWork */
+    ASSIST_MAX_WORK = 512 << 10,   /* per refill (~1 ms): the rest later */
 };
 
 static int64_t bg_credit; /* background scan work assists may claim */
@@ -198,9 +199,12 @@ void gm_collect(void)
 /* ---- Assists ---------------------------------------------------------------
  */
 
-/* The heap size past which an allocating thread waits for the mark to end
- * rather than grow the heap further: 10% of the runway past the goal, or
- * the goal itself when the memory limit sets it. */
+/* The heap size past which an allocating thread stops allocating until
+ * the mark ends: 10% of the runway past the goal, or the goal itself when
+ * the memory limit sets it. (Go's assists grow without bound past the
+ * goal instead; gomem's are bounded per refill to keep stalls short, and
+ * a mutator that writes faster than the mark can rescan would otherwise
+ * grow the heap, and the final pause's written set, without end.) */
 static uint64_t hard_goal(void)
 {
     uint64_t goal = load_relaxed(&gm_pacer.heap_goal);
@@ -222,6 +226,8 @@ void gc_assist_alloc(gm_thread *t, uint64_t bytes)
     int64_t debt = (int64_t)((double)-t->assist_bytes * ratio);
     if (debt < ASSIST_MIN_WORK)
         debt = ASSIST_MIN_WORK;
+    if (debt > ASSIST_MAX_WORK)
+        debt = ASSIST_MAX_WORK; /* a long assist is a long mutator stall */
     /* Background credit first. */
     int64_t credit = load_relaxed(&bg_credit);
     while (credit > 0) {
@@ -246,14 +252,28 @@ void gc_assist_alloc(gm_thread *t, uint64_t bytes)
     t->assist_bytes += (int64_t)((double)done / ratio);
 }
 
+/* Past the hard goal: help the mark (so this thread's CPU is not idle
+ * while it waits), a bounded step at a time so that the world can stop in
+ * between, and sleep only when there is nothing to scan. */
 void gc_assist_wait(void)
 {
-    if (!load_relaxed(&gc_busy) || load_relaxed(&gm_heap_live) <= hard_goal())
-        return;
-    pthread_mutex_lock(&gc_lock);
-    while (gc_busy)
-        pthread_cond_wait(&gc_idle, &gc_lock);
-    pthread_mutex_unlock(&gc_lock);
+    while (load_relaxed(&gc_busy) &&
+           load_relaxed(&gm_heap_live) > hard_goal()) {
+        bool worked = false;
+        if (load_acquire(&gm_gcblacken)) {
+            gm_thread *t = acquirem();
+            int64_t start = sys_nanotime();
+            gcwork w;
+            gcwork_init(&w);
+            worked = gcwork_drain_some(&w, ASSIST_MAX_WORK);
+            worked |= w.scan_work > 0;
+            gcwork_dispose(&w);
+            fetch_add(&assist_ns, sys_nanotime() - start);
+            releasem(t);
+        }
+        if (!worked)
+            sys_sleep_ns(100000); /* the collector holds the last work */
+    }
 }
 
 /* ---- The concurrent mark ---------------------------------------------------

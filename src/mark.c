@@ -279,12 +279,18 @@ void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi)
  */
 enum { PREFETCH_DEPTH = 8 };
 
-static void drain(gcwork *w)
+static bool try_get_work(gcwork *w);
+
+/* Drains w (and shared work) until the mark is done (mark_run: waits for
+ * work from others), or, with a budget, until budget bytes are scanned or
+ * no work is left (never waits). Returns false when it ran out of work. */
+static bool drain(gcwork *w, int64_t budget)
 {
     struct {
         uintptr_t lo, hi;
     } fifo[PREFETCH_DEPTH];
     unsigned head = 0, count = 0;
+    uint64_t stop = budget > 0 ? w->scan_work + (uint64_t)budget : UINT64_MAX;
     for (;;) {
         uintptr_t lo, hi;
         while (count < PREFETCH_DEPTH && pop_local(w, &lo, &hi)) {
@@ -295,8 +301,8 @@ static void drain(gcwork *w)
             count++;
         }
         if (count == 0) {
-            if (!get_work(w))
-                return;
+            if (budget > 0 ? !try_get_work(w) : !get_work(w))
+                return false;
             continue;
         }
         lo = fifo[head].lo;
@@ -304,6 +310,12 @@ static void drain(gcwork *w)
         head = (head + 1) % PREFETCH_DEPTH;
         count--;
         scan_block(w, lo, hi);
+        if (unlikely(w->scan_work >= stop)) {
+            /* out of budget: what the FIFO holds goes back to w */
+            for (; count > 0; count--, head = (head + 1) % PREFETCH_DEPTH)
+                push(w, fifo[head].lo, fifo[head].hi);
+            return true;
+        }
     }
 }
 
@@ -355,18 +367,7 @@ static bool try_get_work(gcwork *w)
 
 bool gcwork_drain_some(gcwork *w, int64_t budget)
 {
-    uint64_t stop = w->scan_work + (uint64_t)budget;
-    for (;;) {
-        uintptr_t lo, hi;
-        if (!pop_local(w, &lo, &hi)) {
-            if (!try_get_work(w))
-                return false;
-            continue;
-        }
-        scan_block(w, lo, hi);
-        if (w->scan_work >= stop)
-            return true;
-    }
+    return drain(w, budget > 0 ? budget : 1);
 }
 
 /* ---- Explicit barrier: shading by mutators ------------------------------- */
@@ -414,7 +415,7 @@ static void *mark_helper(void *arg)
 
         gcwork w;
         gcwork_init(&w);
-        drain(&w);
+        drain(&w, 0);
         gcwork_dispose(&w);
 
         pthread_mutex_lock(&work_lock);
@@ -458,7 +459,7 @@ void mark_run(void (*scan_roots)(gcwork *w), bool parallel)
      * unless a concurrent mark left work queued that a helper may take. */
     w.atomic_marks = load_relaxed(&work_full) != NULL;
     scan_roots(&w);
-    drain(&w);
+    drain(&w, 0);
     gcwork_dispose(&w);
 
     pthread_mutex_lock(&work_lock);
