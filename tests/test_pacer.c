@@ -20,9 +20,10 @@
  *    limit does not cover either), although GOGC alone would let the heap
  *    reach 1.2 L.
  *  - GOGC=off, GOMEMLIMIT=L, live 0.3 L: a cycle starts only near the
- *    limit: heap_alloc at the last sample before each cycle is >= 0.8 L,
- *    and on average each cycle follows >= 0.4 L of allocation (the limit
- *    leaves ~0.6 L for garbage).
+ *    limit: heap_alloc at the last sample before each cycle is >= 0.7 L
+ *    (Go's lowest trigger, marked + 0.7 of the runway to a goal near
+ *    0.9 L), and on average each cycle follows >= 0.4 L of allocation (the
+ *    limit leaves ~0.6 L for garbage).
  *
  * test_env covers the parsing of GOGC and GOMEMLIMIT, relative cycle counts
  * and, with no live heap, Sys - HeapReleased under GOGC=off + GOMEMLIMIT.
@@ -297,9 +298,9 @@ static void offlimit_sample(struct sampler *s)
     uint64_t before = s->prev.heap_alloc;
     if (before < lowest_trigger)
         lowest_trigger = before;
-    CHECK(before >= limit * 8 / 10,
+    CHECK(before >= limit * 7 / 10,
           "GOGC=off GOMEMLIMIT=%.0f MiB: cycle %u started with heap_alloc "
-          "%.1f MiB or less (want >= 80%% of the limit)",
+          "%.1f MiB or less (want >= 70%% of the limit)",
           mib(limit), s->ms.num_gc, mib(before));
 }
 
