@@ -118,7 +118,7 @@ static struct {
     gcwork w;
     gc_cycle_trace tr;
     int trigger;
-    int64_t t_stop1, t_run;
+    int64_t t_prestop, t_stop1, t_run; /* stopping, stopped, running */
 } cur;
 
 static void cycle_begin(int trigger, bool concurrent);
@@ -390,6 +390,7 @@ static void cycle_begin(int trigger, bool concurrent)
     sweep_all();
     roots_snapshot_data();
     gcwork_init(&cur.w);
+    cur.t_prestop = sys_nanotime();
     stop_the_world();
     cur.t_stop1 = sys_nanotime();
     cur.tr.heap_start = load_relaxed(&gm_heap_live);
@@ -409,7 +410,7 @@ static void cycle_begin(int trigger, bool concurrent)
     pacer_start_cycle(cur.tr.heap_start);
     roots_scan_stacks(&cur.w);
     cur.t_run = sys_nanotime();
-    cur.tr.stw1_ns = cur.t_run - cur.t_stop1;
+    cur.tr.stw1_ns = cur.t_run - cur.t_prestop; /* a pause counts stopping */
     start_the_world();
 }
 
@@ -469,7 +470,7 @@ static void cycle_finish(bool concurrent)
     tr->stw2_ns = t_end - t_stop2;
     uint64_t n = gm_stat.numgc;
     uint64_t pause = (uint64_t)(concurrent ? tr->stw1_ns + tr->stw2_ns
-                                           : t_end - cur.t_stop1);
+                                           : t_end - cur.t_prestop);
     gm_stat.pause_ns[n % 256] = pause;
     gm_stat.pause_end[n % 256] = (uint64_t)sys_walltime();
     gm_stat.pause_total += pause;
