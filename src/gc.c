@@ -36,6 +36,7 @@ void gc_start(int trigger)
     /* Sweep termination. */
     sweep_all();
     roots_snapshot_data();
+    mark_start_helpers(); /* both take loader locks: not while stopped */
     stop_the_world();
     int64_t t_stop = sys_nanotime();
     uint64_t live_start = load_relaxed(&gm_heap_live);

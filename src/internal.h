@@ -411,6 +411,8 @@ struct gcwork {
     bool atomic_marks; /* false only while this is the sole marker */
 };
 void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi);
+/* Starts the helper threads once; with the world running. */
+void mark_start_helpers(void);
 void mark_run(void (*scan_roots)(gcwork *w), bool parallel);
 /* GODEBUG=gccheckmark=1: re-mark serially and check nothing was missed. */
 void checkmark_run(void (*scan_roots)(gcwork *w));
