@@ -389,6 +389,7 @@ static void cycle_begin(int trigger, bool concurrent)
 
     sweep_all();
     roots_snapshot_data();
+    mark_start_helpers(); /* both take loader locks: not while stopped */
     gcwork_init(&cur.w);
     cur.t_prestop = sys_nanotime();
     stop_the_world();

@@ -457,6 +457,8 @@ void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi);
 void scan_written(gcwork *w, uintptr_t lo, uintptr_t hi);
 /* Marks everything reachable from the roots and from queued work, with
  * helpers if parallel; the world is stopped. */
+/* Starts the helper threads once; with the world running. */
+void mark_start_helpers(void);
 void mark_run(void (*scan_roots)(gcwork *w), bool parallel);
 void gcwork_init(gcwork *w);
 /* Publishes w's work and adds its marked bytes to the cycle's total. */

@@ -426,7 +426,12 @@ static void *mark_helper(void *arg)
     return NULL;
 }
 
-static void start_helpers(void)
+/* Called by the collector before it stops the world, never with the world
+ * stopped: creating a thread takes the loader's TLS lock (glibc's
+ * dl_load_tls_lock, in _dl_allocate_tls_init), which a stopped thread may
+ * hold in the middle of dlopen (the first pthread_cancel loads libgcc_s,
+ * for one), and the collection would wait for that thread forever. */
+void mark_start_helpers(void)
 {
     if (nhelpers >= 0)
         return;
@@ -443,13 +448,13 @@ static void start_helpers(void)
  * caller's roots callback pushes the roots into the work it is given. */
 void mark_run(void (*scan_roots)(gcwork *w), bool parallel)
 {
-    start_helpers();
     pthread_mutex_lock(&work_lock);
     mark_done = false;
     nwait = 0;
     nworkers = 1;
     helpers_active = 0;
-    store_relaxed(&helpers_idle, parallel ? (uint32_t)nhelpers : 0);
+    store_relaxed(&helpers_idle,
+                  parallel && nhelpers > 0 ? (uint32_t)nhelpers : 0);
     mark_active = true;
     pthread_mutex_unlock(&work_lock);
 

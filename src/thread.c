@@ -150,8 +150,10 @@ void thread_unregister_self(void)
     gm_thread *t = gm_self;
     if (t == NULL)
         return;
-    /* Cancelled inside the suspend handler before it acknowledged a stop:
-     * acknowledge it now, or the collector would wait for us forever. */
+    /* Cancelled inside the suspend handler before it acknowledged a stop
+     * (possible where the handler cannot block the cancellation signal;
+     * see linux.c): acknowledge it now, or the collector would wait for us
+     * forever. */
     sys_unblock_suspend_signal();
     if (load_acquire(&stw_active))
         suspend_wait(t);

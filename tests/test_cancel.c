@@ -5,7 +5,10 @@
  * handler unwinds the thread, possibly on top of the collector's suspend
  * signal handler. The collector must neither wait forever for such a thread
  * nor scan a thread that is being torn down; the objects the cancelled
- * threads made and the survivors must be intact.
+ * threads made and the survivors must be intact. A thread cancelled in or
+ * around the suspend handler must run its cleanup handlers where it can
+ * still be stopped, with the suspend signal unblocked (with glibc, whose
+ * cancellation signal the handler can block; see linux.c).
  *
  * A watchdog fails the test (instead of hanging) if no thread finished for
  * WATCHDOG seconds.
@@ -29,9 +32,11 @@
 enum { WATCHDOG = 8 };
 
 static sem_t ready;
-static int stop;               /* atomic */
-static unsigned long progress; /* atomic: threads joined */
-static unsigned long cleanups; /* atomic: cancellation cleanup handlers */
+static int stop;                  /* atomic */
+static unsigned long progress;    /* atomic: threads joined */
+static unsigned long cleanups;    /* atomic: cancellation cleanup handlers */
+static unsigned long unstoppable; /* atomic: ...with stops blocked */
+static int suspend_signal = SIGPWR;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
 static int pipefd[2];
@@ -61,6 +66,10 @@ static void cleanup(void *arg)
     const struct blob *b = arg;
     CHECK(blob_ok(b, 7), "cancelled thread's object damaged at cleanup");
     __atomic_fetch_add(&cleanups, 1, __ATOMIC_RELAXED);
+    sigset_t mask;
+    pthread_sigmask(SIG_BLOCK, NULL, &mask);
+    if (sigismember(&mask, suspend_signal))
+        __atomic_fetch_add(&unstoppable, 1, __ATOMIC_RELAXED);
 }
 
 static void unlock_mu(void *arg)
@@ -130,6 +139,9 @@ static void on_alarm(int sig)
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 600;
+    const char *sig = getenv("GOMEM_SUSPEND_SIGNAL");
+    if (sig != NULL && *sig != '\0')
+        suspend_signal = atoi(sig);
     signal(SIGALRM, on_alarm);
     alarm(WATCHDOG);
     sem_init(&ready, 0, 0);
@@ -165,6 +177,11 @@ int main(int argc, char **argv)
           cancelled, n);
     CHECK(cleanups == (unsigned long)n, "%lu of %d cleanup handlers ran",
           cleanups, n);
+#ifdef __GLIBC__
+    CHECK(unstoppable == 0,
+          "%lu of %d cleanup handlers ran with the suspend signal blocked",
+          unstoppable, n);
+#endif
     CHECK(blob_ok(survivor, 99), "survivor damaged");
     gm_memstats a, b;
     gm_read_memstats(&a);

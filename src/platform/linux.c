@@ -235,37 +235,84 @@ int sys_thread_create(uintptr_t *thread, void *(*fn)(void *), void *arg)
 
 /*
  * A thread blocked in a cancellable call (nanosleep, read, ...) runs with
- * asynchronous cancellation, and glibc's cancellation signal cannot be
- * blocked: pthread_cancel would unwind the thread out of this handler in
- * the middle of a stop. Cancellation is made deferred for the handler's
- * length (glibc's pthread_setcanceltype only updates a flag word, so it is
- * safe here); a cancel that arrives meanwhile acts when the type is set
- * back, once the world runs. (Disabling cancellation instead makes glibc
- * 2.36 end such a thread with a NULL exit value.) A cancel that lands
- * before the first line is handled by the thread's exit path (thread.c).
+ * asynchronous cancellation: pthread_cancel would unwind the thread out of
+ * this handler in the middle of a stop. Cancellation is made deferred for
+ * the handler's length (glibc's pthread_setcanceltype only updates a flag
+ * word, so it is safe here); a cancel that arrives meanwhile acts when the
+ * type is set back, after the stop. (Disabling cancellation instead makes
+ * glibc 2.36 end such a thread with a NULL exit value.)
+ *
+ * The signal mask. The handler runs with every signal blocked, and its two
+ * ways out need different masks:
+ *
+ * - Returning: sigreturn restores the thread's own mask (uc_sigmask)
+ *   atomically as it leaves the handler. The handler must not unblock the
+ *   suspend signal before that: the collector may stop the world again as
+ *   soon as it restarts it, and the new signal would nest a handler on this
+ *   one, whose own window could be hit again, and so on until the stack
+ *   overflowed (test_cancel under GODEBUG=gccheckmark=1, with a collector
+ *   in a tight loop, grew hundreds of nested frames).
+ *
+ * - Unwinding, when setting the type back acts on a pending cancel: the
+ *   thread goes on to run its cleanup handlers and destructors with the
+ *   mask it has then, and with the suspend signal blocked it could not be
+ *   stopped: a cleanup handler that waits for a mutex held by a stopped
+ *   thread (pthread_cond_wait's own cleanup relocks one), or that allocates
+ *   and needs gc.lock, would deadlock the next collection.
+ *
+ * So the thread's own mask is restored only on the unwinding path, by a
+ * cancellation cleanup handler registered in this frame: glibc's unwinder
+ * runs it when it unwinds past the handler, and the normal return opens no
+ * window. (The handler runs on the thread's stack, no SA_ONSTACK: glibc
+ * finds cleanup handlers by comparing stack addresses.)
+ *
+ * That leaves glibc's cancellation signal, which sigfillset leaves out of
+ * the handler's mask. If it is pending together with the suspend signal
+ * (the thread sleeps, and the cancel and the stop arrive before it runs:
+ * a tenth of test_cancel's cancellations), the kernel delivers it on top
+ * of this handler before its first instruction, and the thread unwinds from
+ * there with every signal blocked. The handler's mask therefore includes
+ * it too (sys_install_suspend_handler): a cancel that arrives during the
+ * handler is then delivered after sigreturn, with the thread's own mask
+ * (glibc only ever waits for that signal in a cancellable call's epilogue,
+ * never inside this handler).
+ * Where that bit cannot be set (not glibc), such a thread's exit path
+ * (thread_unregister_self) still unblocks the suspend signal and
+ * acknowledges the stop it owes, but its cleanup handlers run unstoppable.
  */
+static void restore_thread_mask(void *uctx)
+{
+    pthread_sigmask(SIG_SETMASK, &((ucontext_t *)uctx)->uc_sigmask, NULL);
+}
+
 static void on_suspend_signal(int sig, siginfo_t *info, void *uctx)
 {
     (void)sig;
     (void)info;
     /* the interrupted registers live in *uctx, on this stack */
+    pthread_cleanup_push(restore_thread_mask, uctx);
     int cancel;
     pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &cancel);
     int saved = errno;
     suspend_handler();
     errno = saved;
-    /* If re-enabling cancellation unwinds the thread from here, it must go
-     * on with its own signal mask, not the all-blocked mask of this
-     * handler: otherwise it could never be stopped again. Only asynchronous
-     * cancellation can unwind here. Otherwise the mask stays as it is until
-     * the handler returns: unblocking the suspend signal inside the handler
-     * lets the next stop's signal, sent while this thread was still
-     * waiting, nest another handler on its stack, and an idle thread
-     * stopped by back-to-back collections (the scavenger, with its small
-     * stack) would nest until its stack overflows. */
-    if (cancel == PTHREAD_CANCEL_ASYNCHRONOUS)
-        pthread_sigmask(SIG_SETMASK, &((ucontext_t *)uctx)->uc_sigmask, NULL);
-    pthread_setcanceltype(cancel, NULL);
+    pthread_setcanceltype(cancel, NULL); /* may unwind: see above */
+    pthread_cleanup_pop(0);
+}
+
+/* Adds glibc's cancellation signal, SIGCANCEL, to *set. glibc reserves the
+ * kernel's first real-time signals for itself (SIGRTMIN starts after them)
+ * and SIGCANCEL is the first, __SIGRTMIN; sigaddset refuses it, so the bit
+ * is set by hand (sigaction passes the mask to the kernel unchanged). */
+static void add_cancel_signal(sigset_t *set)
+{
+#if defined(__GLIBC__) && defined(__SIGRTMIN)
+    const unsigned bit = __SIGRTMIN - 1;
+    const unsigned word = 8 * sizeof set->__val[0];
+    set->__val[bit / word] |= 1ul << (bit % word);
+#else
+    (void)set;
+#endif
 }
 
 void sys_unblock_suspend_signal(void)
@@ -296,6 +343,7 @@ void sys_install_suspend_handler(void (*handler)(void))
     sa.sa_sigaction = on_suspend_signal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigfillset(&sa.sa_mask);
+    add_cancel_signal(&sa.sa_mask);
     sigaction(suspend_signal, &sa, NULL);
 }
 
