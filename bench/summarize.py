@@ -2,6 +2,13 @@
 """summarize.py: turn the results.tsv written by bench/run.sh into tables.
 
 Usage: bench/summarize.py RESULTS.tsv [--baseline gomem]
+       bench/summarize.py --gctrace LABEL=FILE...
+
+The second form reads GODEBUG=gctrace=1 output (stderr of Go programs and
+of gomem programs alike: both print Go's line, matched here by one regular
+expression written from Go's documentation) and prints, per file, the
+cycles, their stop-the-world pauses (sweep termination + mark termination
+clock), the concurrent mark clock and the heap sizes.
 
 Each row of RESULTS.tsv is one run:
     bench  config  variant  rep  status  wall_s  rss_kib  metrics
@@ -18,6 +25,7 @@ competed for the CPU. Ends with the project's
 targets checked against the medians when the needed rows exist.
 """
 import collections
+import re
 import statistics
 import sys
 
@@ -236,7 +244,49 @@ def targets(groups, base):
     print()
 
 
+# Go's gctrace line (runtime/extern.go documents it; runtime/mgc.go prints it)
+GCTRACE_RE = re.compile(
+    r"^gc (?P<n>\d+) @(?P<at>[\d.]+)s (?P<pct>\d+)%: "
+    r"(?P<stw1>[\d.]+)\+(?P<mark>[\d.]+)\+(?P<stw2>[\d.]+) ms clock, "
+    r"(?P<c1>[\d.]+)\+(?P<assist>[\d.]+)/(?P<bg>[\d.]+)/(?P<idle>[\d.]+)"
+    r"\+(?P<c2>[\d.]+) ms cpu, "
+    r"(?P<h0>\d+)->(?P<h1>\d+)->(?P<h2>\d+) MB, (?P<goal>\d+) MB goal, "
+    r"(?P<stacks>\d+) MB stacks, (?P<globals>\d+) MB globals, "
+    r"(?P<procs>\d+) P(?P<forced> \(forced\))?$")
+
+
+def gctrace_tables(args):
+    rows = []
+    for arg in args:
+        label, _, path = arg.partition("=")
+        cycles = []
+        with open(path or label) as f:
+            for line in f:
+                m = GCTRACE_RE.match(line.rstrip("\n"))
+                if m:
+                    cycles.append({k: float(v) if v and k != "forced" else v
+                                   for k, v in m.groupdict().items()})
+        if not cycles:
+            rows.append([label, "0"] + [""] * 6)
+            continue
+        pauses = [c["stw1"] + c["stw2"] for c in cycles]
+        marks = [c["mark"] for c in cycles]
+        rows.append([
+            label, str(len(cycles)), fmt(max(pauses), 3),
+            fmt(statistics.median(pauses), 3), fmt(sum(pauses), 3),
+            fmt(max(marks), 1),
+            "%d" % max(c["h1"] for c in cycles),
+            "%d" % max(c["h2"] for c in cycles),
+        ])
+    table(["trace", "cycles", "max pause ms", "median pause ms",
+           "total pause ms", "max mark ms", "max heap MB", "max live MB"],
+          rows)
+    return 0
+
+
 def main(argv):
+    if len(argv) >= 2 and argv[1] == "--gctrace":
+        return gctrace_tables(argv[2:])
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
