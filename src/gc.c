@@ -217,7 +217,7 @@ static uint64_t hard_goal(void)
 void gc_assist_alloc(gm_thread *t, uint64_t bytes)
 {
     t->assist_bytes -= (int64_t)bytes;
-    if (t->assist_bytes >= 0)
+    if (t->assist_bytes >= 0 || limiter_limiting())
         return;
     double ratio;
     __atomic_load(&gm_pacer.assist_work_per_byte, &ratio, __ATOMIC_RELAXED);
@@ -248,7 +248,9 @@ void gc_assist_alloc(gm_thread *t, uint64_t bytes)
     gcwork_drain_some(&w, debt);
     uint64_t done = w.scan_work;
     gcwork_dispose(&w);
-    fetch_add(&assist_ns, sys_nanotime() - start);
+    int64_t took = sys_nanotime() - start;
+    fetch_add(&assist_ns, took);
+    limiter_account(took, 0);
     t->assist_bytes += (int64_t)((double)done / ratio);
 }
 
@@ -257,7 +259,7 @@ void gc_assist_alloc(gm_thread *t, uint64_t bytes)
  * between, and sleep only when there is nothing to scan. */
 void gc_assist_wait(void)
 {
-    while (load_relaxed(&gc_busy) &&
+    while (load_relaxed(&gc_busy) && !limiter_limiting() &&
            load_relaxed(&gm_heap_live) > hard_goal()) {
         bool worked = false;
         if (load_acquire(&gm_gcblacken)) {
@@ -268,8 +270,10 @@ void gc_assist_wait(void)
             worked = gcwork_drain_some(&w, ASSIST_MAX_WORK);
             worked |= w.scan_work > 0;
             gcwork_dispose(&w);
-            fetch_add(&assist_ns, sys_nanotime() - start);
+            int64_t took = sys_nanotime() - start;
+            fetch_add(&assist_ns, took);
             releasem(t);
+            limiter_account(took, 0);
         }
         if (!worked)
             sys_sleep_ns(100000); /* the collector holds the last work */
@@ -345,6 +349,7 @@ static void mark_background(gcwork *w, int64_t *bg, int64_t *idle)
         }
         int64_t b = sys_nanotime();
         busy += b - a;
+        limiter_account(0, 0); /* the mark's 25% counts as it runs */
         revise_assist_ratio(w->scan_work + load_relaxed(&gm_scan_work));
         int64_t ahead = (int64_t)((double)busy / goal) - (b - t0);
         if (ahead <= 0)
@@ -466,6 +471,7 @@ static void cycle_finish(bool concurrent)
         pacer_end_cycle(live_before, load_relaxed(&gm_scan_work), tr->mark_ns,
                         tr->assist_cpu_ns);
     pacer_commit(marked, gm_stacks_scan_bytes, gm_globals_scan_bytes);
+    sweep_pace(marked, load_relaxed(&gm_pacer.trigger));
 
     int64_t t_end = sys_nanotime();
     tr->stw2_ns = t_end - t_stop2;
@@ -488,6 +494,7 @@ static void cycle_finish(bool concurrent)
     if (gm_debugvars.gccheckmark || GM_DEBUG)
         verify_heap_stopped();
     start_the_world();
+    limiter_account(0, (int64_t)pause);
     if (concurrent)
         wt_disarm();
 

@@ -58,6 +58,7 @@ static void fork_child(void)
     mark_fork_child();
     gc_fork_child();
     wt_fork_child();
+    limiter_fork_child();
     /* the sweeper, scavenger and mark helper threads restart on demand */
 }
 

@@ -346,6 +346,10 @@ unsigned span_central(const mspan *s);
 /* Sweep one unswept span of any class: the pages it freed, -1 if none left. */
 long sweep_one(void);
 void sweep_reclaim(uintptr_t npages);
+/* Proportional sweep: pace it at mark termination for the heap left
+ * before the next trigger; refills pay for their bytes with sweeping. */
+void sweep_pace(uint64_t heap_live, uint64_t trigger);
+void sweep_deduct_credit(void);
 void span_ensure_swept(mspan *s);
 void sweep_reset(void);
 void bgsweep_after_fork_child(void);
@@ -497,6 +501,11 @@ extern uint32_t gm_gcblacken;
 /* An allocating thread got bytes of new span during a mark: pay for them
  * with scan work (Go's gcAssistAlloc). In the runtime (acquirem). */
 void gc_assist_alloc(gm_thread *t, uint64_t bytes);
+/* The GC CPU limiter (limiter.c): account collector time; while it is
+ * limiting, assists are skipped. */
+void limiter_account(int64_t assist_ns, int64_t pause_ns);
+bool limiter_limiting(void);
+void limiter_fork_child(void);
 /* After the runtime section: while a cycle runs, wait for its end if the
  * heap has run past its hard goal (assists could not keep up). */
 void gc_assist_wait(void);

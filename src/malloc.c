@@ -201,8 +201,11 @@ static inline __attribute__((always_inline)) void *mallocgc_once(size_t size,
         v = alloc_large(size, noscan);
         refilled = true;
     }
-    if (unlikely(refilled) && load_relaxed(&gm_gcblacken))
-        gc_assist_alloc(t, refill_bytes(size, noscan));
+    if (unlikely(refilled)) {
+        sweep_deduct_credit();
+        if (load_relaxed(&gm_gcblacken))
+            gc_assist_alloc(t, refill_bytes(size, noscan));
+    }
     releasem(t);
     if (unlikely(refilled)) {
         if (gc_should_trigger())

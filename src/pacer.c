@@ -25,8 +25,8 @@
  * four, as Go. During the mark, assists pay
  * assist_work_per_byte = remaining scan work / (goal - heap_live) per byte
  * allocated. GOGC=off (gcpercent < 0) leaves only the memory-limit goal, so
- * with no limit nothing triggers. Go's CPU limiter is not implemented: a
- * limit below the live heap makes cycles run back to back.
+ * with no limit nothing triggers. A limit below the live heap makes cycles
+ * run back to back; Go's CPU limiter (limiter.c) then turns assists off.
  *
  * Every commit and setter also recomputes the scavenger's goals
  * (scavenge_pace), from the goal the last cycle ran against and the heap in

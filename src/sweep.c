@@ -14,7 +14,15 @@
  * sweep: it tells the scavenger (scavenge_sweep_done), as Go's last
  * sweeper does.
  *
- * Protection: sweep_cursor is atomic. Once the cursor
+ * Proportional sweep (Go's deductSweepCredit): at mark termination the
+ * pacer sets how many pages must be swept per byte allocated so that the
+ * sweep is done by the time the heap reaches the next trigger
+ * (sweep_pace); a thread that refills a span first sweeps until the pages
+ * swept this cycle catch up with what its allocations since then call for.
+ * The background sweeper usually keeps well ahead, so this rarely sweeps.
+ *
+ * Protection: sweep_cursor, pages_swept and the pace are atomic (the pace
+ * is written at mark termination, world stopped). Once the cursor
  * has passed a central, no unswept span can appear there until the next
  * cycle (new and cached spans are swept), so the cursor never moves back.
  */
@@ -26,6 +34,38 @@
 /* next central to look at (atomic); nothing to sweep before the first
  * cycle */
 static uint32_t sweep_cursor = NUM_CENTRALS;
+static uint64_t pages_swept;      /* this cycle */
+static uint64_t sweep_live_basis; /* heap_live at mark termination */
+static double sweep_pages_per_byte;
+
+void sweep_pace(uint64_t heap_live, uint64_t trigger)
+{
+    store_relaxed(&pages_swept, 0);
+    store_relaxed(&sweep_live_basis, heap_live);
+    double ppb = 0;
+    uint64_t pages = load_relaxed(&gm_mheap.pages_inuse);
+    if (trigger > heap_live + ((uint64_t)1 << 20))
+        ppb = (double)pages / (double)(trigger - heap_live);
+    else if (pages > 0)
+        ppb = (double)pages / (double)((uint64_t)1 << 20);
+    __atomic_store(&sweep_pages_per_byte, &ppb, __ATOMIC_RELAXED);
+}
+
+void sweep_deduct_credit(void)
+{
+    double ppb;
+    __atomic_load(&sweep_pages_per_byte, &ppb, __ATOMIC_RELAXED);
+    if (ppb <= 0 || load_acquire(&sweep_cursor) >= NUM_CENTRALS)
+        return;
+    uint64_t live = load_relaxed(&gm_heap_live);
+    uint64_t basis = load_relaxed(&sweep_live_basis);
+    if (live <= basis)
+        return;
+    uint64_t want = (uint64_t)((double)(live - basis) * ppb);
+    while (load_relaxed(&pages_swept) < want)
+        if (sweep_one() < 0)
+            break;
+}
 
 void sweep_reset(void)
 {
@@ -34,6 +74,7 @@ void sweep_reset(void)
 
 bool span_sweep(mspan *s, bool preserve)
 {
+    fetch_add(&pages_swept, s->npages);
     uint32_t sg = load_acquire(&gm_mheap.sweepgen);
     unsigned w = span_bitmap_words(s->nelems);
     unsigned live = 0;

@@ -24,6 +24,9 @@
  *    (Go's lowest trigger, marked + 0.7 of the runway to a goal near
  *    0.9 L), and on average each cycle follows >= 0.4 L of allocation (the
  *    limit leaves ~0.6 L for garbage).
+ *  - GOMEMLIMIT=16MiB below a live heap of 32 MiB: the GC CPU limiter lets
+ *    the program allocate 128 MiB in reasonable time (< 40 s; a few
+ *    seconds here), GC CPU fraction < 0.75.
  *
  * test_env covers the parsing of GOGC and GOMEMLIMIT, relative cycle counts
  * and, with no live heap, Sys - HeapReleased under GOGC=off + GOMEMLIMIT.
@@ -38,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -326,6 +330,41 @@ static void child_offlimit(void)
           mib(limit), off_cycles, mib(volume), mib(limit * 4 / 10));
 }
 
+/* A limit below the live heap: cycles run back to back, but Go's CPU
+ * limiter stops the assists once collection has taken over half the CPU
+ * for a while, so the program still makes progress. Without the limiter
+ * this case allocated nothing at all in 4 s: every refill assisted. */
+static void noop_sample(struct sampler *s)
+{
+    (void)s;
+}
+
+static void child_belowlimit(void)
+{
+    limit = (uint64_t)gm_set_memory_limit(-1);
+    REQUIRE(limit < INT64_MAX, "the belowlimit case needs GOMEMLIMIT");
+    build_live(limit * 2);
+    struct sampler s = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t volume = 8 * limit;
+    churn(volume, &s, noop_sample);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) +
+                  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    gm_memstats ms;
+    gm_read_memstats(&ms);
+    printf("GOMEMLIMIT=%.0f MiB below a live heap of %.1f MiB: %.0f MiB "
+           "allocated in %.1f s, %u cycles, GC CPU fraction %.2f\n",
+           mib(limit), mib(live_bytes), mib(volume), secs, ms.num_gc,
+           ms.gc_cpu_fraction);
+    CHECK(secs < 40, "below the limit: %.1f s for %.0f MiB", secs, mib(volume));
+    CHECK(ms.gc_cpu_fraction < 0.75,
+          "below the limit: GC CPU fraction %.2f (the limiter caps it near "
+          "half)",
+          ms.gc_cpu_fraction);
+}
+
 static int child(const char *mode)
 {
     if (strcmp(mode, "steady") == 0)
@@ -334,6 +373,8 @@ static int child(const char *mode)
         child_limit();
     else if (strcmp(mode, "offlimit") == 0)
         child_offlimit();
+    else if (strcmp(mode, "belowlimit") == 0)
+        child_belowlimit();
     else
         return 2;
     return CHECK_DONE();
@@ -387,5 +428,7 @@ int main(int argc, char **argv)
     run("limit", env_limit);
     const char *env_off[] = {"GOGC=off", lim, NULL};
     run("offlimit", env_off);
+    const char *env_below[] = {"GOGC=100", "GOMEMLIMIT=16MiB", NULL};
+    run("belowlimit", env_below);
     return CHECK_DONE();
 }
