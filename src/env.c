@@ -6,7 +6,9 @@
  * GODEBUG (comma-separated key=value; unknown keys are ignored).
  * gomem's own: GOMEM_WRITETRACK=uffd|mprotect|barrier picks how the
  * concurrent mark learns of heap writes (unset or empty: uffd where the
- * kernel has it, else mprotect; anything else is a fatal error).
+ * kernel has it, else mprotect; anything else is a fatal error);
+ * GOMEM_CONCURRENT_MIN=bytes (GOMEMLIMIT's syntax, default 2MiB) is the
+ * expected mark work below which a cycle stops the world instead.
  * GOMEM_FORCEGC_PERIOD_MS (gomem's own, for tests) shortens Go's 2-minute
  * forcegc period.
  */
@@ -15,8 +17,10 @@
 
 #include "internal.h"
 
-gm_debug gm_debugvars = {
-    .memprofilerate = 512 * 1024, .madvdontneed = 1, .writetrack = -1};
+gm_debug gm_debugvars = {.memprofilerate = 512 * 1024,
+                         .madvdontneed = 1,
+                         .writetrack = -1,
+                         .concurrent_min = 2 << 20};
 
 static bool parse_int64(const char *s, size_t n, int64_t *out)
 {
@@ -127,6 +131,15 @@ void env_init(void)
     const char *dbg = getenv("GODEBUG");
     if (dbg != NULL)
         parse_godebug(dbg);
+    const char *cmin = getenv("GOMEM_CONCURRENT_MIN");
+    if (cmin != NULL && *cmin != '\0') {
+        int64_t v;
+        if (!parse_byte_count(cmin, &v))
+            gm_throw("malformed GOMEM_CONCURRENT_MIN=%s (bytes, with an "
+                     "optional B, KiB, MiB, GiB or TiB suffix)",
+                     cmin);
+        gm_debugvars.concurrent_min = v;
+    }
     const char *wt = getenv("GOMEM_WRITETRACK");
     if (wt != NULL && *wt != '\0') {
         static const char *const modes[] = {[WT_UFFD] = "uffd",

@@ -610,7 +610,8 @@ void trace_gc(const gc_cycle_trace *t);
 
 typedef struct gm_debug {
     int gctrace, gcstoptheworld, gccheckmark, madvdontneed, scavtrace;
-    int writetrack; /* GOMEM_WRITETRACK: WT_*, or -1 for the default */
+    int writetrack;         /* GOMEM_WRITETRACK: WT_*, or -1 for the default */
+    int64_t concurrent_min; /* GOMEM_CONCURRENT_MIN: smaller marks stop */
     int64_t memprofilerate;
 } gm_debug;
 extern gm_debug gm_debugvars;

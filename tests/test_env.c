@@ -455,6 +455,17 @@ static void test_strict_syntax(void)
     CHECK(WIFSIGNALED(r.status) && strstr(r.err, "malformed GOMEMLIMIT"),
           "GOMEMLIMIT=+512MiB accepted (status 0x%x, %s), Go rejects it",
           r.status, r.out);
+    /* gomem's own variables are as strict */
+    static const char *const bad[][2] = {
+        {"GOMEM_WRITETRACK=uffdx", "malformed GOMEM_WRITETRACK"},
+        {"GOMEM_CONCURRENT_MIN=2MB", "malformed GOMEM_CONCURRENT_MIN"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *benv[] = {bad[i][0], NULL};
+        run("limit", benv, &r);
+        CHECK(WIFSIGNALED(r.status) && strstr(r.err, bad[i][1]),
+              "%s accepted (status 0x%x, %s)", bad[i][0], r.status, r.err);
+    }
 }
 
 int main(int argc, char **argv)
