@@ -31,9 +31,7 @@
  * Protection: armed is atomic and set under mheap.lock, so that heap
  * memory mapped while arming (wt_heap_mapped, under mheap.lock) is armed
  * either by the arming pass or by the mapper; uffd_fd/pagemap_fd are set at
- * init and in a fork child; written[] words are atomic. snap belongs to
- * the collector (gc busy); the walker thread reads it, and writes its own
- * list, only between the collector's go and done futex posts.
+ * init and in a fork child; written[] words are atomic.
  */
 #include "internal.h"
 
@@ -207,13 +205,10 @@ static void snapshot_mapped(bool clear_written, int set_armed)
     }
 }
 
-static void walker_start(void);
-
 void wt_arm(void)
 {
     if (gm_wt_mode == WT_BARRIER)
         return;
-    walker_start();
     snapshot_mapped(gm_wt_mode == WT_MPROTECT, 1);
     for (size_t i = 0; i < snap.n; i++)
         arm_range(snap.lohi[2 * i], snap.lohi[2 * i + 1], true);
@@ -269,123 +264,6 @@ static void collect_arena_bits(uintptr_t base, heap_arena *a, bool rearm,
     }
 }
 
-/*
- * The final pause's PAGEMAP_SCAN walks every page-table entry of the heap
- * (about 3.5 ns each: 0.7 ms for 800 MiB even when nothing was written),
- * so with several CPUs the walk is split: a walker thread takes the upper
- * part of the heap and lists what it finds; the collector walks the lower
- * part, then reports the walker's list. The walker only reads page tables
- * and fills its own list, so marking stays on the collector's thread. If
- * its list overflows, the collector walks that part again itself (without
- * re-arming, a walk changes nothing).
- */
-enum { WALK_MAX = 1 << 16 }; /* ranges the walker can list */
-
-static struct {
-    uint32_t go, done; /* futex words: generation posted / finished */
-    uintptr_t lo, hi;  /* the walker's part, in snapshot order */
-    size_t from;       /* first snapshot range of its part */
-    uintptr_t *found;  /* pairs */
-    size_t nfound;
-    bool overflow, failed, started;
-} walker;
-
-static void walker_add(uintptr_t lo, uintptr_t hi, void *arg)
-{
-    (void)arg;
-    if (walker.nfound == WALK_MAX) {
-        walker.overflow = true;
-        return;
-    }
-    walker.found[2 * walker.nfound] = lo;
-    walker.found[2 * walker.nfound + 1] = hi;
-    walker.nfound++;
-}
-
-/* Walks the snapshot ranges from index from, clipped below at lo. */
-static bool walk_part(size_t from, uintptr_t lo, size_t to, uintptr_t hi,
-                      void (*fn)(uintptr_t, uintptr_t, void *), void *arg)
-{
-    for (size_t i = from; i < to; i++) {
-        uintptr_t a = snap.lohi[2 * i], b = snap.lohi[2 * i + 1];
-        if (i == from && lo > a)
-            a = lo;
-        if (i + 1 == to && hi != 0 && hi < b)
-            b = hi;
-        if (a < b && !sys_pagemap_written(pagemap_fd, a, b, false, fn, arg))
-            return false;
-    }
-    return true;
-}
-
-static void *walker_main(void *arg)
-{
-    (void)arg;
-    uint32_t seen = 0;
-    for (;;) {
-        while (load_acquire(&walker.go) == seen)
-            sys_futex_wait(&walker.go, seen);
-        seen = load_acquire(&walker.go);
-        walker.nfound = 0;
-        walker.overflow = false;
-        walker.failed =
-            !walk_part(walker.from, walker.lo, snap.n, 0, walker_add, NULL);
-        store_release(&walker.done, seen);
-        sys_futex_wake(&walker.done);
-    }
-    return NULL;
-}
-
-/* With the world running (thread creation takes loader locks). */
-static void walker_start(void)
-{
-    if (walker.started || gm_wt_mode != WT_UFFD || sys_ncpu() < 2)
-        return;
-    if (walker.found == NULL)
-        walker.found = sys_alloc(WALK_MAX * 2 * sizeof(uintptr_t));
-    if (walker.found == NULL)
-        return;
-    walker.started = sys_thread_create(NULL, walker_main, NULL) == 0;
-}
-
-/* The final pause's walk, in two halves (see above). */
-static void collect_final_uffd(struct collect *c)
-{
-    uint64_t total = 0;
-    for (size_t i = 0; i < snap.n; i++)
-        total += snap.lohi[2 * i + 1] - snap.lohi[2 * i];
-    /* the split point: half the bytes, page aligned */
-    size_t mid = 0;
-    uintptr_t at = 0;
-    uint64_t acc = 0;
-    for (; mid < snap.n; mid++) {
-        uint64_t len = snap.lohi[2 * mid + 1] - snap.lohi[2 * mid];
-        if (acc + len >= total / 2) {
-            at = snap.lohi[2 * mid] +
-                 ((total / 2 - acc) & ~(uint64_t)(PAGE_SIZE - 1));
-            break;
-        }
-        acc += len;
-    }
-    walker.from = mid;
-    walker.lo = at;
-    uint32_t gen = load_relaxed(&walker.go) + 1;
-    store_release(&walker.go, gen);
-    sys_futex_wake(&walker.go);
-    bool ok = walk_part(0, 0, mid + 1, at, report, c);
-    while (load_acquire(&walker.done) != gen)
-        sys_futex_wait(&walker.done, load_relaxed(&walker.done));
-    if (!ok || walker.failed)
-        gm_throw("write tracking: PAGEMAP_SCAN failed");
-    if (walker.overflow) {
-        if (!walk_part(walker.from, walker.lo, snap.n, 0, report, c))
-            gm_throw("write tracking: PAGEMAP_SCAN failed");
-        return;
-    }
-    for (size_t i = 0; i < walker.nfound; i++)
-        report(walker.found[2 * i], walker.found[2 * i + 1], c);
-}
-
 uint64_t wt_collect(bool rearm,
                     void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
                     void *arg)
@@ -394,10 +272,6 @@ uint64_t wt_collect(bool rearm,
     if (gm_wt_mode == WT_BARRIER)
         return 0;
     snapshot_mapped(false, -1);
-    if (gm_wt_mode == WT_UFFD && !rearm && walker.started && snap.n > 0) {
-        collect_final_uffd(&c);
-        return c.bytes;
-    }
     for (size_t i = 0; i < snap.n; i++) {
         uintptr_t lo = snap.lohi[2 * i], hi = snap.lohi[2 * i + 1];
         if (gm_wt_mode == WT_UFFD) {
@@ -425,8 +299,6 @@ void wt_fork_child(void)
 {
     if (gm_wt_mode != WT_UFFD)
         return;
-    walker.started = false; /* the thread is gone; the next arm starts one */
-    walker.go = walker.done = 0;
     sys_fd_close(uffd_fd);
     sys_fd_close(pagemap_fd);
     uffd_fd = sys_uffd_open();
