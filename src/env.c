@@ -109,6 +109,17 @@ static void parse_godebug(const char *s)
     }
 }
 
+/* A byte count in GOMEMLIMIT's syntax from variable name into *out; unset,
+ * empty or "off" leave *out alone; anything malformed is fatal. */
+static void env_bytes(const char *name, const char *hint, int64_t *out)
+{
+    const char *s = getenv(name);
+    if (s == NULL || *s == '\0' || strcmp(s, "off") == 0)
+        return;
+    if (!parse_byte_count(s, out))
+        gm_throw("malformed %s=%s; %s", name, s, hint);
+}
+
 void env_init(void)
 {
     const char *gogc = getenv("GOGC");
@@ -119,27 +130,14 @@ void env_init(void)
         else if (parse_int64(gogc, strlen(gogc), &v) && v <= INT32_MAX)
             gm_pacer.gcpercent = v < 0 ? -1 : (int)v;
     }
-    const char *lim = getenv("GOMEMLIMIT");
-    if (lim != NULL && *lim != '\0' && strcmp(lim, "off") != 0) {
-        int64_t v;
-        if (!parse_byte_count(lim, &v))
-            gm_throw("malformed GOMEMLIMIT=%s; see `go doc "
-                     "runtime/debug.SetMemoryLimit`",
-                     lim);
-        gm_pacer.memory_limit = v;
-    }
+    env_bytes("GOMEMLIMIT", "see `go doc runtime/debug.SetMemoryLimit`",
+              &gm_pacer.memory_limit);
     const char *dbg = getenv("GODEBUG");
     if (dbg != NULL)
         parse_godebug(dbg);
-    const char *cmin = getenv("GOMEM_CONCURRENT_MIN");
-    if (cmin != NULL && *cmin != '\0') {
-        int64_t v;
-        if (!parse_byte_count(cmin, &v))
-            gm_throw("malformed GOMEM_CONCURRENT_MIN=%s (bytes, with an "
-                     "optional B, KiB, MiB, GiB or TiB suffix)",
-                     cmin);
-        gm_debugvars.concurrent_min = v;
-    }
+    env_bytes("GOMEM_CONCURRENT_MIN",
+              "bytes, with an optional B, KiB, MiB, GiB or TiB suffix",
+              &gm_debugvars.concurrent_min);
     const char *wt = getenv("GOMEM_WRITETRACK");
     if (wt != NULL && *wt != '\0') {
         static const char *const modes[] = {[WT_UFFD] = "uffd",

@@ -35,6 +35,7 @@
 #include <gomem.h>
 
 #include "check.h"
+#include "child.h"
 
 extern char **environ;
 
@@ -136,61 +137,14 @@ static int child(const char *mode)
 /* ---- The parent --------------------------------------------------------
  */
 
-static char self[4096];
-
-struct result {
-    int status;
-    char out[4096];
-    char err[1 << 16];
-};
-
-static void slurp(FILE *f, char *buf, size_t cap)
-{
-    rewind(f);
-    size_t n = fread(buf, 1, cap - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-}
-
-/* Runs `self --child mode` with GOGC, GOMEMLIMIT and GODEBUG removed from
- * the environment and `env` (NULL-terminated "K=V" list) added. */
-static void run(const char *mode, const char *const *env, struct result *r)
-{
-    FILE *out = tmpfile(), *err = tmpfile();
-    REQUIRE(out != NULL && err != NULL, "tmpfile");
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0, "fork");
-    if (pid == 0) {
-        dup2(fileno(out), 1);
-        dup2(fileno(err), 2);
-        unsetenv("GOGC");
-        unsetenv("GOMEMLIMIT");
-        unsetenv("GODEBUG");
-        for (const char *const *e = env; e != NULL && *e != NULL; e++)
-            putenv((char *)*e);
-        char *argv[] = {self, "--child", (char *)mode, NULL};
-        execve(self, argv, environ);
-        _exit(127);
-    }
-    waitpid(pid, &r->status, 0);
-    slurp(out, r->out, sizeof r->out);
-    slurp(err, r->err, sizeof r->err);
-}
-
-static int ok_status(const struct result *r)
-{
-    return WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
-}
-
 /* Cycles of the workload under env, or -1 (reported). */
 static long cycles(const char *const *env, const char *what)
 {
-    struct result r;
-    run("workload", env, &r);
+    struct child_result r;
+    child_run("workload", env, &r);
     unsigned n = 0, forced = 0;
     int ok =
-        ok_status(&r) && sscanf(r.out, "num_gc=%u forced=%u", &n, &forced) == 2;
+        child_ok(&r) && sscanf(r.out, "num_gc=%u forced=%u", &n, &forced) == 2;
     CHECK(ok, "%s: workload failed (status 0x%x): %s%s", what, r.status, r.out,
           r.err);
     CHECK(!ok || forced == 0, "%s: %u forced cycles", what, forced);
@@ -200,10 +154,10 @@ static long cycles(const char *const *env, const char *what)
 /* The GOGC value in force in a child started with env. */
 static int gogc_of(const char *const *env, int *ok)
 {
-    struct result r;
-    run("gogc", env, &r);
+    struct child_result r;
+    child_run("gogc", env, &r);
     int v = 0;
-    *ok = ok_status(&r) && sscanf(r.out, "gogc=%d", &v) == 1;
+    *ok = child_ok(&r) && sscanf(r.out, "gogc=%d", &v) == 1;
     CHECK(*ok, "gogc child with %s failed (status 0x%x): %s",
           env && env[0] ? env[0] : "(none)", r.status, r.err);
     return v;
@@ -221,10 +175,10 @@ static void check_gogc(const char *setting, int want)
 static void check_limit(const char *setting, long long want)
 {
     const char *env[] = {setting, NULL};
-    struct result r;
-    run("limit", setting ? env : NULL, &r);
+    struct child_result r;
+    child_run("limit", setting ? env : NULL, &r);
     long long got = 0;
-    int ok = ok_status(&r) && sscanf(r.out, "limit=%lld", &got) == 1;
+    int ok = child_ok(&r) && sscanf(r.out, "limit=%lld", &got) == 1;
     CHECK(ok, "%s: child failed (status 0x%x): %s",
           setting ? setting : "GOMEMLIMIT unset", r.status, r.err);
     CHECK(!ok || got == want, "%s: memory limit %lld, want %lld",
@@ -295,12 +249,12 @@ static const char trace_re[] =
 static void test_limit_goal(void)
 {
     const char *env[] = {"GOGC=off", "GOMEMLIMIT=32MiB", NULL};
-    struct result r;
-    run("limitheap", env, &r);
+    struct child_result r;
+    child_run("limitheap", env, &r);
     unsigned n = 0;
     unsigned long long peak = 0;
     int ok =
-        ok_status(&r) && sscanf(r.out, "num_gc=%u peak=%llu", &n, &peak) == 2;
+        child_ok(&r) && sscanf(r.out, "num_gc=%u peak=%llu", &n, &peak) == 2;
     CHECK(ok, "GOGC=off GOMEMLIMIT=32MiB: child failed (status 0x%x): %s%s",
           r.status, r.out, r.err);
     CHECK(!ok || n > 0, "GOGC=off GOMEMLIMIT=32MiB: no cycle in 400 MiB");
@@ -317,11 +271,11 @@ static void test_gctrace(void)
     regex_t re;
     REQUIRE(regcomp(&re, trace_re, REG_EXTENDED | REG_NOSUB) == 0, "regcomp");
     const char *env[] = {"GODEBUG=gctrace=1", NULL};
-    static struct result r;
-    run("trace", env, &r);
+    static struct child_result r;
+    child_run("trace", env, &r);
     unsigned n = 0, forced = 0;
     int ok =
-        ok_status(&r) && sscanf(r.out, "num_gc=%u forced=%u", &n, &forced) == 2;
+        child_ok(&r) && sscanf(r.out, "num_gc=%u forced=%u", &n, &forced) == 2;
     CHECK(ok, "gctrace child failed (status 0x%x): %s", r.status, r.err);
     unsigned lines = 0, bad = 0, forced_lines = 0, misnumbered = 0;
     for (char *line = strtok(r.err, "\n"); line != NULL;
@@ -349,8 +303,8 @@ static void test_gctrace(void)
      * exponent (fmtNSAsMS) */
     const char *slow_env[] = {"GODEBUG=gctrace=1",
                               "GOMEM_SUSPEND_SIGNAL=", NULL};
-    run("slowstop", slow_env, &r);
-    CHECK(ok_status(&r), "slowstop child failed (status 0x%x): %s", r.status,
+    child_run("slowstop", slow_env, &r);
+    CHECK(child_ok(&r), "slowstop child failed (status 0x%x): %s", r.status,
           r.err);
     unsigned slow = 0;
     for (char *line = strtok(r.err, "\n"); line != NULL;
@@ -367,8 +321,8 @@ static void test_gctrace(void)
     regfree(&re);
 
     /* without GODEBUG, nothing is printed */
-    run("trace", NULL, &r);
-    CHECK(ok_status(&r) && r.err[0] == '\0', "stderr without gctrace: %s",
+    child_run("trace", NULL, &r);
+    CHECK(child_ok(&r) && r.err[0] == '\0', "stderr without gctrace: %s",
           r.err);
 }
 
@@ -382,11 +336,11 @@ static void test_scavtrace(void)
     regex_t re;
     REQUIRE(regcomp(&re, scav_re, REG_EXTENDED | REG_NOSUB) == 0, "regcomp");
     const char *env[] = {"GODEBUG=scavtrace=1", NULL};
-    static struct result r;
-    run("scavtrace", env, &r);
+    static struct child_result r;
+    child_run("scavtrace", env, &r);
     unsigned n = 0, forced = 0;
     int ok =
-        ok_status(&r) && sscanf(r.out, "num_gc=%u forced=%u", &n, &forced) == 2;
+        child_ok(&r) && sscanf(r.out, "num_gc=%u forced=%u", &n, &forced) == 2;
     CHECK(ok, "scavtrace child failed (status 0x%x): %s", r.status, r.err);
     unsigned lines = 0, bad = 0, forced_lines = 0, last_forced = 0;
     unsigned long long eager = 0;
@@ -449,9 +403,9 @@ static void test_set_gc_percent(void)
 static void test_strict_syntax(void)
 {
     check_gogc("GOGC=+50", 100);
-    struct result r;
+    struct child_result r;
     const char *env[] = {"GOMEMLIMIT=+512MiB", NULL};
-    run("limit", env, &r);
+    child_run("limit", env, &r);
     CHECK(WIFSIGNALED(r.status) && strstr(r.err, "malformed GOMEMLIMIT"),
           "GOMEMLIMIT=+512MiB accepted (status 0x%x, %s), Go rejects it",
           r.status, r.out);
@@ -462,7 +416,7 @@ static void test_strict_syntax(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *benv[] = {bad[i][0], NULL};
-        run("limit", benv, &r);
+        child_run("limit", benv, &r);
         CHECK(WIFSIGNALED(r.status) && strstr(r.err, bad[i][1]),
               "%s accepted (status 0x%x, %s)", bad[i][0], r.status, r.err);
     }
@@ -472,9 +426,7 @@ int main(int argc, char **argv)
 {
     if (argc > 2 && strcmp(argv[1], "--child") == 0)
         return child(argv[2]);
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    REQUIRE(n > 0, "readlink /proc/self/exe");
-    self[n] = '\0';
+    child_init();
     if (argc > 1 && strcmp(argv[1], "--syntax") == 0) {
         test_strict_syntax();
         return CHECK_DONE();

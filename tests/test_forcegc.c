@@ -24,6 +24,7 @@
 #include <gomem.h>
 
 #include "check.h"
+#include "child.h"
 
 extern char **environ;
 
@@ -86,57 +87,24 @@ static int child(const char *mode)
 /* ---- The parent --------------------------------------------------------
  */
 
-static char self[4096];
-
-struct result {
-    int status;
-    char out[4096];
-    char err[1 << 16];
-};
-
-static void read_all(FILE *f, char *buf, size_t cap)
+/* Runs `self --child mode` with a 300 ms forcegc period, gctrace on, and
+ * GOGC=gogc (or unset). */
+static void run(const char *mode, const char *gogc, struct child_result *r)
 {
-    rewind(f);
-    size_t n = fread(buf, 1, cap - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-}
-
-static void run(const char *mode, const char *gogc, struct result *r)
-{
-    FILE *out = tmpfile(), *err = tmpfile();
-    REQUIRE(out != NULL && err != NULL, "tmpfile");
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0, "fork");
-    if (pid == 0) {
-        dup2(fileno(out), 1);
-        dup2(fileno(err), 2);
-        unsetenv("GOMEMLIMIT");
-        setenv("GOMEM_FORCEGC_PERIOD_MS", "300", 1);
-        setenv("GODEBUG", "gctrace=1", 1);
-        if (gogc != NULL)
-            setenv("GOGC", gogc, 1);
-        else
-            unsetenv("GOGC");
-        char *argv[] = {self, "--child", (char *)mode, NULL};
-        execve(self, argv, environ);
-        _exit(127);
-    }
-    waitpid(pid, &r->status, 0);
-    read_all(out, r->out, sizeof r->out);
-    read_all(err, r->err, sizeof r->err);
+    char g[64];
+    snprintf(g, sizeof g, "GOGC=%s", gogc != NULL ? gogc : "");
+    const char *env[] = {"GOMEM_FORCEGC_PERIOD_MS=300", "GODEBUG=gctrace=1",
+                         gogc != NULL ? g : NULL, NULL};
+    child_run(mode, env, r);
 }
 
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--child") == 0)
         return child(argv[2]);
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    REQUIRE(n > 0, "readlink /proc/self/exe");
-    self[n] = '\0';
+    child_init();
 
-    struct result r;
+    struct child_result r;
     unsigned num = 0, before = 0, forced = 0;
     run("idle", NULL, &r);
     int ok = WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 &&

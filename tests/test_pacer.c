@@ -48,6 +48,7 @@
 #include <gomem.h>
 
 #include "check.h"
+#include "child.h"
 
 extern char **environ;
 
@@ -383,52 +384,24 @@ static int child(const char *mode)
 /* ---- The parent --------------------------------------------------------
  */
 
-static char self[4096];
-
-/* Runs `self --child mode` with GOGC, GOMEMLIMIT and GODEBUG replaced by
- * env (NULL-terminated "K=V" list); its output goes to ours. */
-static void run(const char *mode, const char *const *env)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0, "fork");
-    if (pid == 0) {
-        unsetenv("GOGC");
-        unsetenv("GOMEMLIMIT");
-        unsetenv("GODEBUG");
-        for (const char *const *e = env; *e != NULL; e++)
-            putenv((char *)*e);
-        char *argv[] = {self, "--child", (char *)mode, NULL};
-        execve(self, argv, environ);
-        _exit(127);
-    }
-    int status;
-    REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-          "child %s %s %s failed (status 0x%x)", mode, env[0],
-          env[1] ? env[1] : "", status);
-}
-
 int main(int argc, char **argv)
 {
     if (argc > 2 && strcmp(argv[1], "--child") == 0)
         return child(argv[2]);
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    REQUIRE(n > 0, "readlink /proc/self/exe");
-    self[n] = '\0';
+    child_init();
     static const char *const gogcs[] = {"GOGC=50", "GOGC=100", "GOGC=200"};
     for (size_t i = 0; i < 3; i++) {
         const char *env[] = {gogcs[i], NULL};
-        run("steady", env);
+        child_run("steady", env, NULL);
     }
     static char lim[64];
     snprintf(lim, sizeof lim, "GOMEMLIMIT=%llu",
              (unsigned long long)limit_bytes());
     const char *env_limit[] = {"GOGC=100", lim, NULL};
-    run("limit", env_limit);
+    child_run("limit", env_limit, NULL);
     const char *env_off[] = {"GOGC=off", lim, NULL};
-    run("offlimit", env_off);
+    child_run("offlimit", env_off, NULL);
     const char *env_below[] = {"GOGC=100", "GOMEMLIMIT=16MiB", NULL};
-    run("belowlimit", env_below);
+    child_run("belowlimit", env_below, NULL);
     return CHECK_DONE();
 }
