@@ -5,24 +5,33 @@
  *
  * Lock order (outermost first; a lock may only be taken while holding locks
  * above it):
- *   1. gc.lock          one collection at a time              (gc.c)
+ *   1. gc busy          one cycle at a time: a flag under gc_lock, held
+ *                       from a cycle's start to its end, even across
+ *                       threads                               (gc.c)
  *   2. sched.lock       thread registry, stop/start the world (thread.c)
  *   3. roots.lock       user root ranges                      (roots.c)
  *   4. mcentral[i].lock span lists of one span class          (central.c)
  *   5. mheap.lock       pages, arenas, metadata (fixalloc)    (pageheap.c)
- * Leaf locks, never held while taking another: work_lock (mark.c: mark
- * work buffers and helpers), bg_lock (sweep.c: waking the sweeper),
- * pending_lock (thread.c: start arguments in flight), freelock (cache.c:
- * spare thread caches), init_lock (init.c: start-up). The scavenger is
- * woken through a futex word, without a lock (scavenge.c).
+ * Leaf locks, never held while taking another: gc_lock itself and bg_lock
+ * (gc.c: the busy flag, handing a cycle to the collector thread), work_lock
+ * (mark.c: mark work buffers and helpers), bg_lock (sweep.c: waking the
+ * sweeper), limiter_lock (limiter.c), pending_lock (thread.c: start
+ * arguments in flight), freelock (cache.c: spare thread caches), init_lock
+ * (init.c: start-up). The scavenger is woken through a futex word, without
+ * a lock (scavenge.c).
+ *
+ * The collector thread and the mark helpers are never registered, so never
+ * stopped: they may take locks 3-5 outside acquirem(), and a stop never
+ * waits for them.
  *
  * Stopping the world: a thread is only stopped outside the runtime. Every
  * internal lock from 3 down is taken only between acquirem() and releasem();
  * a suspend signal that arrives in between is deferred until releasem(). So
  * when the world is stopped no mutator is half-way through an allocation and
  * no lock 3-5 is held by a stopped thread: the collector may take them all.
- * Locks 1 and 2 are taken outside acquirem(), so a thread waiting for them
- * can be stopped.
+ * Gc busy and lock 2 are taken outside acquirem(), so a thread waiting for
+ * them can be stopped; a thread that holds gc busy while running a cycle
+ * is the one that stops the world.
  */
 #ifndef GM_INTERNAL_H
 #define GM_INTERNAL_H
