@@ -238,6 +238,28 @@ def targets(groups, base):
             ns = metric(g, "ns_per_alloc")
             print(f"- 1 thread {size} B short-lived <= 12 ns/alloc: gomem "
                   f"{ns:.2f} ns -> {'MET' if ns <= 12 else 'NOT MET'}")
+    # the concurrent collector's targets, at 512 MiB and 1 GiB live
+    for mib in ("512", "1024"):
+        c, g = get("pauseprobe", f"mib={mib} ", "gomem")
+        _, go = get("pauseprobe", f"mib={mib} ", "go")
+        if not g:
+            continue
+        found = True
+        pause = metric(g, "gc_max_pause_ms")
+        gap = metric(g, "max_gap_ms")
+        rss = med(r["rss"] for r in g)
+        print(f"- pauseprobe {mib} MiB: GC max pause <= 1 ms: gomem "
+              f"{pause:.2f} ms -> {'MET' if pause <= 1 else 'NOT MET'}")
+        print(f"- pauseprobe {mib} MiB: max mutator gap <= 10 ms: gomem "
+              f"{gap:.1f} ms -> {'MET' if gap <= 10 else 'NOT MET'}")
+        print(f"- pauseprobe {mib} MiB: peak RSS <= 2.2x live: gomem "
+              f"{rss:.0f} MiB = {rss / int(mib):.2f}x -> "
+              f"{'MET' if rss <= 2.2 * int(mib) else 'NOT MET'}")
+        if go:
+            gt, ot = metric(g, "total_ms"), metric(go, "total_ms")
+            print(f"- pauseprobe {mib} MiB: total time <= Go's: gomem "
+                  f"{gt / 1000:.2f} s vs Go {ot / 1000:.2f} s = "
+                  f"{gt / ot:.2f}x -> {'MET' if gt <= ot else 'NOT MET'}")
     if not found:
         print("- no gomem runs (or no matching Boehm runs) at the target "
               "sizes: nothing to check")
