@@ -111,13 +111,15 @@ void wt_init(void)
     if (want == WT_UFFD || want < 0) {
         uffd_fd = sys_uffd_open();
         pagemap_fd = uffd_fd >= 0 ? sys_pagemap_open() : -1;
-        if (pagemap_fd >= 0) {
+        if (pagemap_fd >= 0 && sys_uffd_probe(uffd_fd, pagemap_fd)) {
             gm_wt_mode = WT_UFFD;
             return;
         }
+        if (pagemap_fd >= 0)
+            sys_fd_close(pagemap_fd);
         if (uffd_fd >= 0)
             sys_fd_close(uffd_fd);
-        uffd_fd = -1;
+        uffd_fd = pagemap_fd = -1;
         if (want == WT_UFFD)
             gm_throw("GOMEM_WRITETRACK=uffd: this kernel has no "
                      "asynchronous userfaultfd write-protection (Linux "

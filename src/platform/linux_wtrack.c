@@ -133,6 +133,35 @@ bool sys_pagemap_written(int pmfd, uintptr_t lo, uintptr_t hi, bool rearm,
     return true;
 }
 
+static void probe_hit(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    uintptr_t *want = arg; /* [page, page+4096) must be the one range */
+    if (lo == want[0] && hi == want[0] + 4096)
+        want[1]++;
+    else
+        want[2]++;
+}
+
+bool sys_uffd_probe(int fd, int pmfd)
+{
+    size_t len = 4 * 4096;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    uintptr_t lo = (uintptr_t)p, hi = lo + len;
+    uintptr_t want[3] = {lo + 2 * 4096, 0, 0};
+    bool ok =
+        sys_uffd_register(fd, lo, hi) && sys_uffd_protect(fd, lo, hi, true);
+    if (ok) {
+        p[2 * 4096] = 1; /* one written page among four armed ones */
+        ok = sys_pagemap_written(pmfd, lo, hi, true, probe_hit, want) &&
+             want[1] == 1 && want[2] == 0;
+    }
+    munmap(p, len); /* also ends the registration */
+    return ok;
+}
+
 /* ---- mprotect and the fault handler ------------------------------------ */
 
 bool sys_protect(uintptr_t lo, uintptr_t hi, bool writable)

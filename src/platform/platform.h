@@ -77,6 +77,9 @@ int sys_uffd_open(void);
 bool sys_uffd_register(int fd, uintptr_t lo, uintptr_t hi);
 bool sys_uffd_protect(int fd, uintptr_t lo, uintptr_t hi, bool armed);
 int sys_pagemap_open(void);
+/* Arms a scratch mapping, writes one page and checks that exactly that page
+ * is reported: the whole mechanism works here (not only the open). */
+bool sys_uffd_probe(int fd, int pmfd);
 bool sys_pagemap_written(int pmfd, uintptr_t lo, uintptr_t hi, bool rearm,
                          void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
                          void *arg);
