@@ -418,6 +418,7 @@ static void cycle_begin(int trigger, bool concurrent)
     stop_the_world();
     cur.t_stop1 = sys_nanotime();
     cur.tr.heap_start = load_relaxed(&gm_heap_live);
+    cur.tr.goal = load_relaxed(&gm_pacer.heap_goal);
     mark_cycle_begin();
     if (!concurrent) {
         cur.tr.stw1_ns = cur.t_stop1 - start;

@@ -609,6 +609,7 @@ typedef struct gc_cycle_trace {
      * mark termination (stopped); CPU ns of assists, background marking */
     int64_t stw1_ns, mark_ns, stw2_ns, assist_cpu_ns, bg_cpu_ns, idle_cpu_ns;
     uint64_t heap_start, heap_end, heap_marked;
+    uint64_t goal; /* the goal this cycle ran against, as Go prints */
     bool forced;
 } gc_cycle_trace;
 /* Prints Go's GODEBUG=gctrace=1 line for a finished cycle. */

@@ -91,7 +91,7 @@ void trace_gc(const gc_cycle_trace *t)
               u4, (unsigned long long)(t->heap_start >> 20),
               (unsigned long long)(t->heap_end >> 20),
               (unsigned long long)(t->heap_marked >> 20),
-              (unsigned long long)(gm_pacer.heap_goal >> 20),
+              (unsigned long long)(t->goal >> 20),
               (unsigned long long)(gm_stacks_scan_bytes >> 20),
               (unsigned long long)(gm_globals_scan_bytes >> 20), nproc,
               t->forced ? " (forced)" : "");
