@@ -148,7 +148,21 @@ void span_ensure_swept(mspan *s)
 }
 
 /* Sweep one span; returns the pages it freed, or -1 when none is left. */
+static long sweep_one_span(void);
+
+/* Sweepers inside sweep_one (atomic): counted before they look at a list,
+ * so sweep_all can wait for the spans others took off the lists. */
+static uint32_t sweepers;
+
 long sweep_one(void)
+{
+    fetch_add(&sweepers, 1);
+    long r = sweep_one_span();
+    __atomic_fetch_sub(&sweepers, 1, __ATOMIC_RELEASE);
+    return r;
+}
+
+static long sweep_one_span(void)
 {
     uint32_t sg = load_acquire(&gm_mheap.sweepgen);
     unsigned un = 1 - (sg / 2) % 2;
@@ -206,6 +220,11 @@ void sweep_all(void)
         if (r < 0)
             break;
     }
+    /* Others may still be sweeping spans they took (Go's finishsweep_m
+     * waits for them too): gm_collect promises a swept heap, and
+     * gm_free_os_memory releases what sweeping freed. */
+    while (load_acquire(&sweepers) != 0)
+        sched_yield();
 }
 
 /* ---- Background sweeper -----------------------------------------------------
