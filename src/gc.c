@@ -232,6 +232,23 @@ static uint64_t hard_goal(void)
     return goal + (goal > marked ? (goal - marked) / 10 : 0);
 }
 
+/* One bounded assist: scans up to budget bytes of gray work, counting its
+ * time as assist time (gctrace, the CPU limiter). Returns the bytes
+ * scanned. In the runtime (acquirem). */
+static uint64_t assist_scan(int64_t budget)
+{
+    int64_t start = sys_nanotime();
+    gcwork w;
+    gcwork_init(&w);
+    gcwork_drain_some(&w, budget);
+    uint64_t done = w.scan_work;
+    gcwork_dispose(&w);
+    int64_t took = sys_nanotime() - start;
+    fetch_add(&assist_ns, took);
+    limiter_account(took, 0);
+    return done;
+}
+
 void gc_assist_alloc(gm_thread *t, uint64_t bytes)
 {
     t->assist_bytes -= (int64_t)bytes;
@@ -260,16 +277,7 @@ void gc_assist_alloc(gm_thread *t, uint64_t bytes)
     }
     if (t->assist_bytes >= 0)
         return;
-    int64_t start = sys_nanotime();
-    gcwork w;
-    gcwork_init(&w);
-    gcwork_drain_some(&w, debt);
-    uint64_t done = w.scan_work;
-    gcwork_dispose(&w);
-    int64_t took = sys_nanotime() - start;
-    fetch_add(&assist_ns, took);
-    limiter_account(took, 0);
-    t->assist_bytes += (int64_t)((double)done / ratio);
+    t->assist_bytes += (int64_t)((double)assist_scan(debt) / ratio);
 }
 
 /* Past the hard goal: help the mark (so this thread's CPU is not idle
@@ -282,16 +290,8 @@ void gc_assist_wait(void)
         bool worked = false;
         if (load_acquire(&gm_gcblacken)) {
             gm_thread *t = acquirem();
-            int64_t start = sys_nanotime();
-            gcwork w;
-            gcwork_init(&w);
-            worked = gcwork_drain_some(&w, ASSIST_MAX_WORK);
-            worked |= w.scan_work > 0;
-            gcwork_dispose(&w);
-            int64_t took = sys_nanotime() - start;
-            fetch_add(&assist_ns, took);
+            worked = assist_scan(ASSIST_MAX_WORK) > 0;
             releasem(t);
-            limiter_account(took, 0);
         }
         if (!worked)
             sys_sleep_ns(100000); /* the collector holds the last work */
