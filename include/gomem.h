@@ -67,13 +67,17 @@ GM_API void *gm_alloc_typed(const gm_type *t, size_t count);
 /* Nonzero while a collection needs stores shaded (read with one load). */
 GM_API extern volatile int gm_write_barrier_enabled;
 GM_API void gm_write_barrier(void **slot, void *value); /* *slot = value */
-/* GM_STORE(&obj->field, value): a plain store unless the barrier is needed. */
+/* GM_STORE(&obj->field, value): a plain store unless the barrier is needed.
+ * The value is computed before the test (and the fence keeps it there): a
+ * collection that starts in between then finds it in a register. */
 #define GM_STORE(slot, value)                                                  \
     do {                                                                       \
+        __typeof__(*(slot)) gm_store_v_ = (value);                             \
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);                               \
         if (__builtin_expect(gm_write_barrier_enabled, 0))                     \
-            gm_write_barrier((void **)(slot), (void *)(value));                \
+            gm_write_barrier((void **)(slot), (void *)gm_store_v_);            \
         else                                                                   \
-            *(slot) = (value);                                                 \
+            *(slot) = gm_store_v_;                                             \
     } while (0)
 
 /* ---- Roots --------------------------------------------------------------- */

@@ -377,6 +377,8 @@ void mark_shade(uintptr_t p)
     uintptr_t heap_lo = load_relaxed(&gm_arena_bounds.lo);
     if (p - heap_lo >= load_relaxed(&gm_arena_bounds.hi) - heap_lo)
         return;
+    if (gm_self == NULL) /* a thread that never allocated: as allocation */
+        thread_register_self(false);
     gm_thread *t = acquirem();
     if (load_relaxed(&gm_gcphase) != GC_OFF) {
         if (t->gcw == NULL) {
