@@ -9,7 +9,9 @@
  *      collections by itself as the heap grows;
  *   3. churn of pointer-free buffers of mixed sizes, including large
  *      objects, with a small ring of them kept alive;
- *   4. explicit gm_collect() calls;
+ *   4. explicit gm_collect() calls, then a heap profile
+ *      (gm_write_profile, Go's pprof format) written next to the program,
+ *      and a PNG of it when `go tool pprof` and graphviz are installed;
  *   5. the long-lived tree dropped and collected.
  *
  * After each phase the program walks what must still be alive and exits
@@ -18,11 +20,14 @@
  */
 #include <gomem.h>
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- Workload ------------------------------------------------------------ */
 
@@ -266,11 +271,45 @@ static __attribute__((noinline)) int phase_collect(void)
     return 0;
 }
 
+/* Heap profile of what is live now (the long-lived tree, the ring), at
+ * Go's default sampling rate, plus a call graph picture of it. */
+static __attribute__((noinline)) int phase_profile(void)
+{
+    char dir[4096], prof[4200], png[4200];
+    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+    if (n <= 0)
+        return failed("readlink /proc/self/exe");
+    dir[n] = '\0';
+    *strrchr(dir, '/') = '\0';
+    snprintf(prof, sizeof prof, "%s/demo-heap.pb.gz", dir);
+    snprintf(png, sizeof png, "%s/demo-heap.png", dir);
+    int fd = open(prof, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || gm_write_profile("heap", fd, 0) != 0)
+        return failed("writing the heap profile");
+    close(fd);
+    printf("[6] heap profile: %s\n"
+           "    go tool pprof -top %s\n",
+           prof, prof);
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd,
+             "command -v go >/dev/null && command -v dot >/dev/null && "
+             "go tool pprof -png -sample_index=alloc_space -output='%s' '%s' "
+             ">/dev/null 2>&1",
+             png, prof);
+    fflush(stdout);
+    int rc = system(cmd);
+    if (rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0)
+        printf("    call graph of the allocated bytes: %s\n", png);
+    else
+        printf("    (for a PNG of it: apt-get install golang-go graphviz)\n");
+    return 0;
+}
+
 static __attribute__((noinline)) int phase_drop(void)
 {
     long_lived = NULL;
     gm_collect();
-    printf("[6] long-lived tree dropped, gm_collect()\n");
+    printf("[7] long-lived tree dropped, gm_collect()\n");
     return 0;
 }
 
@@ -306,6 +345,9 @@ int main(void)
     if (phase_collect() != 0)
         return 1;
     record("gm_collect x3", t);
+
+    if (phase_profile() != 0)
+        return 1;
 
     t = now();
     if (phase_drop() != 0)

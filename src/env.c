@@ -94,6 +94,7 @@ static void parse_godebug(const char *s)
                     {"gccheckmark", &gm_debugvars.gccheckmark},
                     {"madvdontneed", &gm_debugvars.madvdontneed},
                     {"scavtrace", &gm_debugvars.scavtrace},
+                    {"leakcheck", &gm_debugvars.leakcheck},
                 };
                 for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                     if (strlen(keys[k].name) == klen &&

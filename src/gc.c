@@ -514,7 +514,9 @@ static void cycle_finish(bool concurrent)
         gm_stat.gc_cpu_ns += tr->bg_cpu_ns + tr->assist_cpu_ns;
     if (gm_debugvars.gccheckmark || GM_DEBUG)
         verify_heap_stopped();
+    mprof_next_cycle();
     start_the_world();
+    mprof_flush();
     limiter_account(0, (int64_t)pause);
     if (concurrent)
         wt_disarm();
@@ -522,9 +524,10 @@ static void cycle_finish(bool concurrent)
     if (gm_debugvars.gctrace > 0)
         trace_gc(tr);
     bgscavenge_start(); /* after the first cycle, the scavenger has a goal */
-    if (cur.trigger == GC_TRIGGER_FORCED || gm_debugvars.gcstoptheworld >= 2)
+    if (cur.trigger == GC_TRIGGER_FORCED || gm_debugvars.gcstoptheworld >= 2) {
         sweep_all();
-    else
+        mprof_post_sweep();
+    } else
         bgsweep_wake();
 }
 

@@ -71,6 +71,7 @@ void gm_init_slow(void)
     }
     gm_stat.start_nanotime = sys_nanotime();
     env_init();
+    mprof_init();
     mheap_init();
     central_init();
     pacer_init();
@@ -80,6 +81,7 @@ void gm_init_slow(void)
     store_release(&gm_inited, 1);
     pthread_mutex_unlock(&init_lock);
     thread_register_self(false);
+    profile_init();
 }
 
 void gm_init(void)

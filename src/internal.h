@@ -154,6 +154,8 @@ typedef struct mspan {
     uint32_t scavpages; /* free span: how many of its pages are returned to
                            the OS (their bits in heap_arena.scav are set) */
     uint8_t allocblack; /* cached during a mark: free slots pre-marked */
+    uint8_t speciallock;       /* spin lock over specials (special.c) */
+    struct special *specials; /* sorted by offset; speciallock */
 } __attribute__((aligned(64))) mspan;
 
 static inline uintptr_t span_objindex(const mspan *s, uintptr_t p)
@@ -389,6 +391,15 @@ typedef struct gm_thread {
     bool internal;        /* a gomem thread: stack holds no user pointers */
     struct gcwork *gcw;   /* barrier mode: objects it shaded (owner) */
     int64_t assist_bytes; /* mark assist credit, bytes (owner) */
+    /* Heap profiling (mprof.c), owner only: bytes to allocate before the
+     * next sample, the sampling rate generation it was drawn for, the
+     * random state, a nonzero depth while gomem allocates for itself, and
+     * the type name of a gm_alloc_typed in progress. */
+    int64_t next_sample;
+    uint32_t prof_gen;
+    uint32_t noprof;
+    uint64_t prof_rand;
+    const char *alloc_type;
     struct gm_thread *next, *prev; /* sched.lock */
 } gm_thread;
 
@@ -440,7 +451,10 @@ void mcache_release_all(mcache *c);
 /* ---- Allocation (malloc.c) ------------------------------------------------
  */
 
-void *mallocgc(size_t size, bool noscan, bool can_fail);
+/* ra: the return address into the caller of the public entry point (the
+ * leaf of a heap profile's stack); NULL for gomem's own allocations, which
+ * are never sampled. */
+void *mallocgc(size_t size, bool noscan, bool can_fail, const void *ra);
 extern void *gm_zerobase;
 
 /* ---- Roots (roots.c) ------------------------------------------------------
@@ -615,6 +629,70 @@ typedef struct gc_cycle_trace {
 /* Prints Go's GODEBUG=gctrace=1 line for a finished cycle. */
 void trace_gc(const gc_cycle_trace *t);
 
+/* ---- Specials (special.c) -------------------------------------------------
+ */
+
+/* Records attached to one object of a span (Go's specials): heap profile
+ * buckets now; finalizers, cleanups and weak handles later. */
+enum special_kind { SPECIAL_PROFILE = 1 };
+typedef struct special {
+    struct special *next;
+    uint32_t offset; /* of the object from the span's base */
+    uint8_t kind;
+    struct mprof_bucket *bucket; /* SPECIAL_PROFILE */
+} special;
+/* Attach a new special of `kind` to the object at obj (its base); in the
+ * runtime (acquirem). */
+special *special_add(mspan *s, uintptr_t obj, uint8_t kind);
+/* Sweeping s (its mark and freed bits still as the cycle left them):
+ * detach and act on the specials of objects about to be freed. */
+void special_sweep(mspan *s);
+
+/* ---- Heap profiling (mprof.c, profile.c) -----------------------------------
+ */
+
+typedef struct mprof_counts {
+    uint64_t allocs, frees, alloc_bytes, free_bytes;
+} mprof_counts;
+/* One allocation site: stack, object size and type; counts as of the last
+ * completed cycle (active, under mprof's lock) and for the cycles in
+ * flight (future, atomic), as Go's memRecord; objects swept without
+ * gm_free (leaked, atomic; counted only under GODEBUG=leakcheck). */
+typedef struct mprof_bucket {
+    struct mprof_bucket *next;    /* hash chain; published with release */
+    struct mprof_bucket *allnext; /* every bucket; published with release */
+    uint64_t hash;
+    uintptr_t size;
+    const char *type;
+    mprof_counts active;
+    mprof_counts future[3];
+    uint64_t leaked, leaked_bytes;
+    uint32_t nstk;
+    uintptr_t stk[]; /* return addresses, leaf first */
+} mprof_bucket;
+extern int64_t gm_memprofilerate; /* atomic */
+extern uint32_t gm_memprofilegen; /* atomic; bumped when the rate changes */
+void mprof_init(void);
+/* Bytes to the next sample at the current rate (Go's nextSample). */
+int64_t mprof_next_sample(gm_thread *t);
+/* t->next_sample went below zero allocating v (slot size `size`): draw
+ * the next distance and, at a nonzero rate, record v. Outside the
+ * runtime. */
+void mprof_sample(gm_thread *t, void *v, uintptr_t size, const void *ra);
+void mprof_free(mprof_bucket *b, uintptr_t size, bool explicit_free);
+void mprof_next_cycle(void); /* mark termination, world stopped */
+void mprof_flush(void);      /* after the world restarts */
+void mprof_post_sweep(void); /* a forced cycle finished sweeping */
+/* Every bucket with its published counts, in a gm_alloc'd array. */
+typedef struct mprof_record {
+    const mprof_bucket *b;
+    mprof_counts c;
+    uint64_t leaked, leaked_bytes;
+} mprof_record;
+size_t mprof_snapshot(mprof_record **out);
+/* After start-up: loads the unwinder; registers the leak report. */
+void profile_init(void);
+
 /* ---- Environment (env.c) --------------------------------------------------
  */
 
@@ -623,6 +701,7 @@ typedef struct gm_debug {
     int writetrack;         /* GOMEM_WRITETRACK: WT_*, or -1 for the default */
     int64_t concurrent_min; /* GOMEM_CONCURRENT_MIN: smaller marks stop */
     int64_t memprofilerate;
+    int leakcheck; /* report objects swept without gm_free at exit */
 } gm_debug;
 extern gm_debug gm_debugvars;
 void env_init(void);
@@ -636,6 +715,7 @@ typedef struct gm_stats {
     uint64_t large_alloc, large_nalloc, large_free, large_nfree;
     uint64_t tinyallocs;
     uint64_t mcache_inuse, mcache_sys;
+    uint64_t buckhash_sys; /* profile buckets (mprof.c) */
     /* under gc.lock */
     uint64_t numgc, numforcedgc, last_gc, pause_total;
     int64_t last_gc_nanotime; /* end of the last cycle; read atomically */

@@ -30,9 +30,14 @@ const gm_type *gm_type_new(const char *name, size_t size,
             gm_throw("gm_type_new(%s): pointer offset %zu is not an aligned "
                      "word inside the %zu-byte type",
                      name ? name : "?", pointer_offsets[i], size);
-    gm_type *t = gm_alloc(sizeof *t);
+    gm_type *t = mallocgc(sizeof *t, false, false, NULL);
     gm_add_roots(t, t + 1); /* immortal */
-    t->name = name ? gm_strdup(name) : NULL;
+    if (name != NULL) {
+        size_t n = strlen(name) + 1;
+        char *copy = mallocgc(n, true, false, NULL);
+        memcpy(copy, name, n);
+        t->name = copy;
+    }
     t->size = size;
     t->n_pointers = n_pointers;
     t->noscan = n_pointers == 0;
@@ -46,7 +51,13 @@ void *gm_alloc_typed(const gm_type *t, size_t count)
         gm_throw("gm_alloc_typed: NULL type");
     if (__builtin_mul_overflow(t->size, count, &total))
         gm_throw("gm_alloc_typed(%s, %zu): size overflows", t->name, count);
-    return mallocgc(total, t->noscan, false);
+    gm_thread *self = gm_self;
+    if (self == NULL)
+        return mallocgc(total, t->noscan, false, __builtin_return_address(0));
+    self->alloc_type = t->name; /* names the profile's sample */
+    void *v = mallocgc(total, t->noscan, false, __builtin_return_address(0));
+    self->alloc_type = NULL;
+    return v;
 }
 
 #define NOT_YET(what) gm_throw("%s is not implemented yet", what)
@@ -118,15 +129,4 @@ void gm_pool_put(gm_pool *p, void *obj)
     (void)p;
     (void)obj;
     NOT_YET("gm_pool_put");
-}
-void gm_set_mem_profile_rate(int64_t bytes)
-{
-    gm_debugvars.memprofilerate = bytes;
-}
-int gm_write_profile(const char *name, int fd, int debug)
-{
-    (void)name;
-    (void)fd;
-    (void)debug;
-    NOT_YET("gm_write_profile");
 }

@@ -96,7 +96,8 @@ static uintptr_t next_free(mcache *c, unsigned spc, bool *refilled)
     return s->base + i * s->elemsize;
 }
 
-static void *alloc_tiny(mcache *c, size_t size, bool *refilled)
+static void *alloc_tiny(mcache *c, size_t size, bool *refilled,
+                        uintptr_t *slot)
 {
     uintptr_t off = c->tinyoffset;
     if ((size & 7) == 0)
@@ -126,11 +127,13 @@ static void *alloc_tiny(mcache *c, size_t size, bool *refilled)
         c->tiny = v;
         c->tinyoffset = size;
     }
+    *slot = TINY_SIZE; /* a new block counts toward the next sample */
     return (void *)v;
 }
 
 static inline __attribute__((always_inline)) void *
-alloc_small(mcache *c, size_t size, bool noscan, bool *refilled)
+alloc_small(mcache *c, size_t size, bool noscan, bool *refilled,
+            uintptr_t *slot)
 {
     unsigned spc = make_spanclass(size_to_class(size), noscan);
     mspan *s = c->alloc[spc];
@@ -143,10 +146,11 @@ alloc_small(mcache *c, size_t size, bool noscan, bool *refilled)
     }
     if (s->needzero)
         memclr_small(v, s->elemsize);
+    *slot = s->elemsize;
     return (void *)v;
 }
 
-static void *alloc_large(size_t size, bool noscan)
+static void *alloc_large(size_t size, bool noscan, uintptr_t *slot)
 {
     uintptr_t npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
     sweep_reclaim(npages);
@@ -162,6 +166,7 @@ static void *alloc_large(size_t size, bool noscan)
     fetch_add(&gm_stat.large_nalloc, 1);
     fetch_add(&gm_heap_live, s->elemsize);
     central_push_swept(span_central(s), s);
+    *slot = s->elemsize;
     return (void *)s->base;
 }
 
@@ -182,8 +187,8 @@ static gm_thread *self_slow(void)
     return thread_register_self(false);
 }
 
-static inline __attribute__((always_inline)) void *mallocgc_once(size_t size,
-                                                                 bool noscan)
+static inline __attribute__((always_inline)) void *
+mallocgc_once(size_t size, bool noscan, const void *ra)
 {
     gm_thread *t = gm_self;
     if (unlikely(t == NULL))
@@ -191,14 +196,15 @@ static inline __attribute__((always_inline)) void *mallocgc_once(size_t size,
     t->locks++;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     bool refilled = false;
+    uintptr_t slot = 0; /* bytes toward the next profile sample */
     void *v;
     if (likely(size <= MAX_SMALL_SIZE)) {
         if (noscan && size < TINY_SIZE)
-            v = alloc_tiny(t->cache, size, &refilled);
+            v = alloc_tiny(t->cache, size, &refilled, &slot);
         else
-            v = alloc_small(t->cache, size, noscan, &refilled);
+            v = alloc_small(t->cache, size, noscan, &refilled, &slot);
     } else {
-        v = alloc_large(size, noscan);
+        v = alloc_large(size, noscan, &slot);
         refilled = true;
     }
     if (unlikely(refilled)) {
@@ -208,22 +214,27 @@ static inline __attribute__((always_inline)) void *mallocgc_once(size_t size,
     }
     releasem(t);
     if (unlikely(refilled)) {
+        if (t->prof_gen != load_relaxed(&gm_memprofilegen))
+            t->next_sample = mprof_next_sample(t);
         if (gc_should_trigger())
             gc_start(GC_TRIGGER_HEAP);
         gc_assist_wait();
     }
+    t->next_sample -= (int64_t)slot;
+    if (unlikely(t->next_sample < 0) && v != NULL)
+        mprof_sample(t, v, slot, ra);
     return v;
 }
 
 /* Out of memory after one attempt: collect, release, retry; then NULL or
  * the fatal error. */
-static __attribute__((noinline)) void *alloc_failed(size_t size, bool noscan,
-                                                    bool can_fail)
+static __attribute__((noinline)) void *
+alloc_failed(size_t size, bool noscan, bool can_fail, const void *ra)
 {
     void *v = NULL;
     if (size < MAX_ALLOC) {
         gm_free_os_memory(); /* a full collection, then retry */
-        v = mallocgc_once(size, noscan);
+        v = mallocgc_once(size, noscan, ra);
     }
     if (v != NULL)
         return v;
@@ -240,24 +251,38 @@ static __attribute__((noinline)) void *alloc_failed(size_t size, bool noscan,
              (unsigned long long)ms.heap_alloc);
 }
 
-void *mallocgc(size_t size, bool noscan, bool can_fail)
+void *mallocgc(size_t size, bool noscan, bool can_fail, const void *ra)
 {
     if (unlikely(size == 0))
         return gm_zerobase;
-    void *v = likely(size < MAX_ALLOC) ? mallocgc_once(size, noscan) : NULL;
+    void *v =
+        likely(size < MAX_ALLOC) ? mallocgc_once(size, noscan, ra) : NULL;
     if (unlikely(v == NULL))
-        v = alloc_failed(size, noscan, can_fail);
+        v = alloc_failed(size, noscan, can_fail, ra);
     return v;
 }
 
 /* ---- The public allocation family -------------------------------------------
  */
 
-/* Suspends for a stop that arrived during the fast path, then hands out
- * the object. */
-static __attribute__((noinline)) void *stop_then_return(void *v)
+/* The fast path's way out to mallocgc. Like fast_tail, tail-called from a
+ * public entry point, so that the caller's PC is loaded only here: an
+ * argument computed in the fast path would cost it a register. */
+static __attribute__((noinline)) void *alloc_slow(size_t size, bool noscan)
 {
-    thread_suspend_self();
+    return mallocgc(size, noscan, false, __builtin_return_address(0));
+}
+
+/* The fast path's rare ends: a stop arrived meanwhile (suspend), or the
+ * object is due to be sampled. Always tail-called from a public entry
+ * point, so its return address is the entry point's: the caller's PC. */
+static __attribute__((noinline)) void *fast_tail(gm_thread *t, void *v)
+{
+    if (t->locks == 0 && t->stop_pending)
+        thread_suspend_self();
+    if (t->next_sample < 0)
+        mprof_sample(t, v, span_of((uintptr_t)v)->elemsize,
+                     __builtin_return_address(0));
     return v;
 }
 
@@ -280,18 +305,22 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size,
         mspan *s = t->cache->alloc[spc];
         uintptr_t v = next_free_fast(s);
         if (likely(v != 0)) {
+            t->next_sample -= (int64_t)s->elemsize;
             if (s->needzero)
                 memclr_small(v, s->elemsize);
             __atomic_signal_fence(__ATOMIC_SEQ_CST);
-            if (unlikely(--t->locks == 0 && t->stop_pending))
-                return stop_then_return((void *)v);
+            if (unlikely((--t->locks == 0 && t->stop_pending) ||
+                         t->next_sample < 0))
+                return fast_tail(t, (void *)v);
             return (void *)v;
         }
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         t->locks--; /* a pending stop is taken by mallocgc's releasem */
     }
-    return mallocgc(size, noscan, false);
+    return alloc_slow(size, noscan);
 }
+
+#define CALLER __builtin_return_address(0)
 
 void *gm_alloc(size_t size)
 {
@@ -303,7 +332,7 @@ void *gm_alloc_noscan(size_t size)
 }
 void *gm_try_alloc(size_t size)
 {
-    return mallocgc(size, false, true);
+    return mallocgc(size, false, true, CALLER);
 }
 
 void *gm_calloc(size_t n, size_t size)
@@ -406,7 +435,7 @@ void gm_free(void *p)
 void *gm_realloc(void *p, size_t size)
 {
     if (p == NULL || p == gm_zerobase)
-        return gm_alloc(size);
+        return mallocgc(size, false, false, CALLER);
     uintptr_t base;
     mspan *s = find_object(p, &base);
     if (s == NULL || (!s->tiny && (uintptr_t)p != base))
@@ -426,7 +455,7 @@ void *gm_realloc(void *p, size_t size)
         memset((char *)p + size, 0, old - size);
         return p;
     }
-    void *q = mallocgc(size, spanclass_noscan(s->spanclass), false);
+    void *q = mallocgc(size, spanclass_noscan(s->spanclass), false, CALLER);
     memcpy(q, p, size < old ? size : old);
     if (!s->tiny)
         gm_free(p);

@@ -76,6 +76,8 @@ bool span_sweep(mspan *s, bool preserve)
 {
     fetch_add(&pages_swept, s->npages);
     uint32_t sg = load_acquire(&gm_mheap.sweepgen);
+    if (load_acquire(&s->specials) != NULL)
+        special_sweep(s);
     unsigned w = span_bitmap_words(s->nelems);
     unsigned live = 0;
     /* The marks, less what gm_free released, become the alloc bits. */

@@ -134,6 +134,7 @@ gm_thread *thread_register_self(bool internal)
     t->tid = sys_gettid();
     t->internal = internal;
     t->cache = mcache_alloc();
+    t->next_sample = mprof_next_sample(t);
     pthread_mutex_lock(&sched_lock);
     t->next = allthreads;
     if (allthreads != NULL)
@@ -245,7 +246,7 @@ pthread_create(pthread_t *thread, const pthread_attr_t *attr,
         return real(thread, attr, fn, arg);
     if (gm_self == NULL)
         thread_register_self(false);
-    struct start_args *a = gm_alloc(sizeof *a);
+    struct start_args *a = mallocgc(sizeof *a, false, false, NULL);
     a->fn = fn;
     a->arg = arg;
     pthread_mutex_lock(&pending_lock);

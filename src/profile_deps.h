@@ -1,0 +1,19 @@
+/* TEMPORARY: declarations provided by branches sym and pprof. */
+typedef struct sym_mapping {
+    uintptr_t start, limit, offset;
+    const char *path;
+    const char *build_id;
+} sym_mapping;
+void symtab_refresh(void);
+size_t symtab_mappings(const sym_mapping **out);
+bool symtab_lookup(uintptr_t pc, const char **name, uintptr_t *offset,
+                   size_t *mapping);
+typedef struct pprof_builder pprof_builder;
+pprof_builder *pprof_new(const char *const (*types)[2], unsigned ntypes,
+                         const char *period_type, const char *period_unit,
+                         int64_t period, const char *default_type,
+                         int64_t time_nanos);
+void pprof_add_sample(pprof_builder *b, const uintptr_t *pcs, unsigned npc,
+                      const int64_t *values, int64_t bytes_label,
+                      const char *type_label);
+int pprof_write(pprof_builder *b, int fd);
