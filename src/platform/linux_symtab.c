@@ -50,6 +50,7 @@
 #include "internal.h"
 
 #include <elf.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -667,6 +668,8 @@ static void refresh_locked(void)
         while (ok) {
             /* the system call itself: read() is interposed (wtrack) */
             long r = syscall(SYS_read, fd, maps_buf + have, MAPS_BUF - have);
+            if (r < 0 && errno == EINTR)
+                continue;
             if (r <= 0)
                 break;
             have += (size_t)r;
