@@ -24,7 +24,8 @@ void cache_fork_child(void);
 /* The world is stopped across fork (under gc.lock), so no thread is inside
  * the runtime: no internal lock is held and no span is half-way between
  * lists. The child re-initialises the locks that threads may hold outside
- * the runtime (gc, sched, roots, centrals, heap, caches, mark, sweeper). */
+ * the runtime (gc, sched, roots, centrals, heap, caches, mark, sweeper,
+ * symbol tables). */
 static void fork_prepare(void)
 {
     if (!load_acquire(&gm_inited))
@@ -59,6 +60,7 @@ static void fork_child(void)
     gc_fork_child();
     wt_fork_child();
     limiter_fork_child();
+    symtab_fork_child();
     /* the sweeper, scavenger and mark helper threads restart on demand */
 }
 

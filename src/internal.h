@@ -17,8 +17,9 @@
  * (mark.c: mark work buffers and helpers), bg_lock (sweep.c: waking the
  * sweeper), limiter_lock (limiter.c), pending_lock (thread.c: start
  * arguments in flight), freelock (cache.c: spare thread caches), init_lock
- * (init.c: start-up). The scavenger is woken through a futex word, without
- * a lock (scavenge.c).
+ * (init.c: start-up), symtab_lock (platform/linux_symtab.c: mappings and
+ * symbol tables). The scavenger is woken through a futex word, without a
+ * lock (scavenge.c).
  *
  * The collector thread and the mark helpers are never registered, so never
  * stopped: they may take locks 3-5 outside acquirem(), and a stop never
@@ -733,6 +734,40 @@ uint64_t stats_heap_alloc_bytes(void);
  */
 
 void verify_heap_stopped(void);
+
+/* ---- Symbolization (platform/linux_symtab.c) ------------------------------
+ */
+
+/* The executable file-backed mappings of the process and pc -> function
+ * name from the ELF symbol tables of their files (.symtab and .dynsym), for
+ * heap profiles and leak reports. Thread-safe (symtab_lock, a leaf lock);
+ * allocates with mmap only (no malloc, no stdio). */
+typedef struct sym_mapping {
+    /* an executable (r-xp) file-backed mapping: [start, limit), offset */
+    uintptr_t start, limit, offset;
+    const char *path;     /* as in /proc/self/maps */
+    const char *build_id; /* lower-case hex of NT_GNU_BUILD_ID, "" if none */
+} sym_mapping;
+/* Re-reads the executable mappings of the process (call before writing a
+ * profile). */
+void symtab_refresh(void);
+/* The mappings as of the last refresh (refreshing once if never done), in
+ * address order; valid until the next symtab_refresh. Their path and
+ * build_id strings stay valid for the life of the process. */
+size_t symtab_mappings(const sym_mapping **out);
+/* Function containing pc: its name, pc - symbol start, and the index of the
+ * mapping holding pc (any out-parameter may be NULL). Returns false if pc is
+ * in no known mapping (name NULL); true with *name NULL if in a mapping but
+ * no symbol covers it. Names stay valid for the life of the process. */
+bool symtab_lookup(uintptr_t pc, const char **name, uintptr_t *offset,
+                   size_t *mapping);
+/* Bytes of metadata mmap'ed for symbolization (tables, snapshots, strings),
+ * and bytes of the files mapped read-only for their symbols (not counted in
+ * the former). */
+uint64_t symtab_sys_bytes(void);
+uint64_t symtab_file_bytes(void);
+/* fork child: the lock may have been held by a thread that is gone. */
+void symtab_fork_child(void);
 
 /* ---- Start-up (init.c) ----------------------------------------------------
  */

@@ -1,13 +1,4 @@
 /* TEMPORARY: declarations provided by branches sym and pprof. */
-typedef struct sym_mapping {
-    uintptr_t start, limit, offset;
-    const char *path;
-    const char *build_id;
-} sym_mapping;
-void symtab_refresh(void);
-size_t symtab_mappings(const sym_mapping **out);
-bool symtab_lookup(uintptr_t pc, const char **name, uintptr_t *offset,
-                   size_t *mapping);
 typedef struct pprof_builder pprof_builder;
 pprof_builder *pprof_new(const char *const (*types)[2], unsigned ntypes,
                          const char *period_type, const char *period_unit,

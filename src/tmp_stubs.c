@@ -2,11 +2,6 @@
 #include "profile_deps.h"
 #include <errno.h>
 #include <dlfcn.h>
-static sym_mapping none;
-void symtab_refresh(void) {}
-size_t symtab_mappings(const sym_mapping **out) { *out = &none; return 0; }
-bool symtab_lookup(uintptr_t pc, const char **name, uintptr_t *offset, size_t *mapping)
-{ Dl_info di; *mapping = 0; if (dladdr((void*)pc, &di) && di.dli_sname) { *name = di.dli_sname; *offset = pc - (uintptr_t)di.dli_saddr; return true;} *name = NULL; return false; }
 pprof_builder *pprof_new(const char *const (*types)[2], unsigned ntypes, const char *period_type, const char *period_unit, int64_t period, const char *default_type, int64_t time_nanos)
 { (void)types;(void)ntypes;(void)period_type;(void)period_unit;(void)period;(void)default_type;(void)time_nanos; return NULL; }
 void pprof_add_sample(pprof_builder *b, const uintptr_t *pcs, unsigned npc, const int64_t *values, int64_t bytes_label, const char *type_label)

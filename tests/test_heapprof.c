@@ -85,24 +85,38 @@ static char *slurp(const char *dir, const char *file)
     return buf;
 }
 
-/* The line of the text profile whose frames name fn: its four counts. */
-static bool site_counts(const char *text, const char *fn, unsigned long long c[4])
+/* The four counts of the text profile summed over the sites whose stack
+ * names fn (loops unrolled by the compiler make several call sites). */
+static bool site_counts(const char *text, const char *fn,
+                        unsigned long long c[4])
 {
-    const char *at = strstr(text, fn);
-    if (at == NULL)
-        return false;
-    /* back to the record line: the last line before `at` not starting '#' */
-    const char *line = at;
-    while (line > text) {
-        const char *prev = line - 1;
-        while (prev > text && prev[-1] != '\n')
-            prev--;
-        line = prev;
-        if (*line != '#')
-            break;
+    unsigned long long cur[4] = {0};
+    bool in_record = false, counted = false, found = false;
+    c[0] = c[1] = c[2] = c[3] = 0;
+    for (const char *line = text; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (line[0] != '#') {
+            in_record = sscanf(line, "%llu: %llu [%llu: %llu]", &cur[0],
+                               &cur[1], &cur[2], &cur[3]) == 4;
+            counted = false;
+        } else if (in_record && !counted) {
+            char frame[512];
+            snprintf(frame, sizeof frame, "%.*s", (int)len, line);
+            /* "\tfn+0x..", or a clone of fn: "\tfn.constprop.0+0x.." */
+            char want[128];
+            snprintf(want, sizeof want, "\t%s", fn);
+            const char *at = strstr(frame, want);
+            if (at != NULL && (at[strlen(want)] == '+' ||
+                               at[strlen(want)] == '.')) {
+                for (int i = 0; i < 4; i++)
+                    c[i] += cur[i];
+                counted = found = true;
+            }
+        }
+        line += len + (end != NULL);
     }
-    return sscanf(line, "%llu: %llu [%llu: %llu]", &c[0], &c[1], &c[2],
-                  &c[3]) == 4;
+    return found;
 }
 
 int main(int argc, char **argv)
