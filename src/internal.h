@@ -151,11 +151,11 @@ typedef struct mspan {
     uint16_t alloccount;
     uint16_t alloccount_at_cache; /* for counting mallocs at uncache */
     uint8_t needzero;
-    uint8_t onlist;     /* which kind of list holds it: enum span_list */
-    uint32_t scavpages; /* free span: how many of its pages are returned to
-                           the OS (their bits in heap_arena.scav are set) */
-    uint8_t allocblack; /* cached during a mark: free slots pre-marked */
-    uint8_t speciallock;       /* spin lock over specials (special.c) */
+    uint8_t onlist;      /* which kind of list holds it: enum span_list */
+    uint32_t scavpages;  /* free span: how many of its pages are returned to
+                            the OS (their bits in heap_arena.scav are set) */
+    uint8_t allocblack;  /* cached during a mark: free slots pre-marked */
+    uint8_t speciallock; /* spin lock over specials (special.c) */
     struct special *specials; /* sorted by offset; speciallock */
 } __attribute__((aligned(64))) mspan;
 
@@ -693,6 +693,36 @@ typedef struct mprof_record {
 size_t mprof_snapshot(mprof_record **out);
 /* After start-up: loads the unwinder; registers the leak report. */
 void profile_init(void);
+
+/* ---- Profiles: gzip stream (gzip.c), pprof encoder (pprof.c) ------------
+ */
+
+/* A gzip (DEFLATE, BestSpeed-like) stream to fd. Calls return 0, or -1 with
+ * errno set; after a failure every call fails. gzip_close writes the
+ * trailer, frees the writer in every case, and does not close fd. */
+typedef struct gzip_writer gzip_writer;
+gzip_writer *gzip_open(int fd); /* NULL with errno ENOMEM */
+int gzip_write(gzip_writer *z, const void *p, size_t n);
+int gzip_close(gzip_writer *z);
+
+/* Builds a pprof profile (profile.proto, Go's heap-profile layout) and
+ * writes it gzipped. types: ntypes {type, unit} pairs; default_type NULL
+ * leaves default_sample_type unset (Go's "heap"). Strings are copied. NULL
+ * with errno ENOMEM. One thread uses a builder. */
+typedef struct pprof_builder pprof_builder;
+pprof_builder *pprof_new(const char *const (*types)[2], unsigned ntypes,
+                         const char *period_type, const char *period_unit,
+                         int64_t period, const char *default_type,
+                         int64_t time_nanos);
+/* pcs: return addresses (as from backtrace()), leaf first; values: ntypes
+ * numbers; bytes_label < 0: no "bytes" label; type_label NULL: no "type"
+ * label. Running out of memory is reported by pprof_write. */
+void pprof_add_sample(pprof_builder *b, const uintptr_t *pcs, unsigned npc,
+                      const int64_t *values, int64_t bytes_label,
+                      const char *type_label);
+/* Symbolizes (symtab_*), encodes, gzips to fd and frees b, in every case;
+ * 0, or -1 with errno set. */
+int pprof_write(pprof_builder *b, int fd);
 
 /* ---- Environment (env.c) --------------------------------------------------
  */

@@ -96,8 +96,7 @@ static uintptr_t next_free(mcache *c, unsigned spc, bool *refilled)
     return s->base + i * s->elemsize;
 }
 
-static void *alloc_tiny(mcache *c, size_t size, bool *refilled,
-                        uintptr_t *slot)
+static void *alloc_tiny(mcache *c, size_t size, bool *refilled, uintptr_t *slot)
 {
     uintptr_t off = c->tinyoffset;
     if ((size & 7) == 0)
@@ -255,8 +254,7 @@ void *mallocgc(size_t size, bool noscan, bool can_fail, const void *ra)
 {
     if (unlikely(size == 0))
         return gm_zerobase;
-    void *v =
-        likely(size < MAX_ALLOC) ? mallocgc_once(size, noscan, ra) : NULL;
+    void *v = likely(size < MAX_ALLOC) ? mallocgc_once(size, noscan, ra) : NULL;
     if (unlikely(v == NULL))
         v = alloc_failed(size, noscan, can_fail, ra);
     return v;

@@ -38,18 +38,18 @@
 #include "internal.h"
 
 enum {
-    MAX_STACK = 128,               /* frames kept (Go's default depth) */
-    BUCKHASH_SIZE = 1 << 17,       /* chains */
-    BUCKET_CHUNK = 256 << 10,      /* bucket memory comes in chunks */
-    MAX_MEAN = 0x7000000,          /* keep a drawn distance finite */
+    MAX_STACK = 128,          /* frames kept (Go's default depth) */
+    BUCKHASH_SIZE = 1 << 17,  /* chains */
+    BUCKET_CHUNK = 256 << 10, /* bucket memory comes in chunks */
+    MAX_MEAN = 0x7000000,     /* keep a drawn distance finite */
 };
 
 int64_t gm_memprofilerate = 512 * 1024;
 uint32_t gm_memprofilegen = 1;
 
 static pthread_mutex_t mprof_lock = PTHREAD_MUTEX_INITIALIZER;
-static mprof_bucket **buckhash; /* mprof_lock to write; acquire to read */
-static mprof_bucket *allbuckets; /* mprof_lock to write; acquire to read */
+static mprof_bucket **buckhash;      /* mprof_lock to write; acquire to read */
+static mprof_bucket *allbuckets;     /* mprof_lock to write; acquire to read */
 static char *chunk_next, *chunk_end; /* mprof_lock */
 static uint32_t cycle;
 
@@ -81,8 +81,7 @@ static uint64_t rand64(gm_thread *t)
 {
     uint64_t x = t->prof_rand;
     if (x == 0)
-        x = (uint64_t)sys_nanotime() ^ ((uintptr_t)t * 0x9e3779b97f4a7c15u) ^
-            1;
+        x = (uint64_t)sys_nanotime() ^ ((uintptr_t)t * 0x9e3779b97f4a7c15u) ^ 1;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
@@ -122,7 +121,8 @@ int64_t mprof_next_sample(gm_thread *t)
     return (int64_t)(neg_log(u) * mean) + 1;
 }
 
-/* ---- Buckets -------------------------------------------------------------- */
+/* ---- Buckets --------------------------------------------------------------
+ */
 
 static uint64_t stack_hash(const uintptr_t *stk, unsigned n, uintptr_t size,
                            const char *type)
@@ -136,12 +136,11 @@ static uint64_t stack_hash(const uintptr_t *stk, unsigned n, uintptr_t size,
     return h ^ (h >> 32);
 }
 
-static bool bucket_is(const mprof_bucket *b, uint64_t h,
-                      const uintptr_t *stk, unsigned n, uintptr_t size,
-                      const char *type)
+static bool bucket_is(const mprof_bucket *b, uint64_t h, const uintptr_t *stk,
+                      unsigned n, uintptr_t size, const char *type)
 {
-    return b->hash == h && b->size == size && b->type == type &&
-           b->nstk == n && memcmp(b->stk, stk, n * sizeof *stk) == 0;
+    return b->hash == h && b->size == size && b->type == type && b->nstk == n &&
+           memcmp(b->stk, stk, n * sizeof *stk) == 0;
 }
 
 /* Bucket memory: never freed, counted in buck_hash_sys. mprof_lock. */
@@ -160,8 +159,8 @@ static void *bucket_mem(size_t size)
     return p;
 }
 
-static mprof_bucket *stkbucket(const uintptr_t *stk, unsigned n,
-                               uintptr_t size, const char *type)
+static mprof_bucket *stkbucket(const uintptr_t *stk, unsigned n, uintptr_t size,
+                               const char *type)
 {
     uint64_t h = stack_hash(stk, n, size, type);
     mprof_bucket **table = load_acquire(&buckhash);
@@ -201,7 +200,8 @@ static mprof_bucket *stkbucket(const uintptr_t *stk, unsigned n,
     return b;
 }
 
-/* ---- Recording ------------------------------------------------------------ */
+/* ---- Recording ------------------------------------------------------------
+ */
 
 void mprof_sample(gm_thread *t, void *v, uintptr_t size, const void *ra)
 {
@@ -256,7 +256,8 @@ void mprof_free(mprof_bucket *b, uintptr_t size, bool explicit_free)
     }
 }
 
-/* ---- Cycles --------------------------------------------------------------- */
+/* ---- Cycles ---------------------------------------------------------------
+ */
 
 void mprof_next_cycle(void)
 {

@@ -33,7 +33,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "profile_deps.h"
 
 /* ---- Buffered output to a file descriptor ------------------------------- */
 
@@ -74,9 +73,8 @@ static void out_bytes(outbuf *o, const char *p, size_t n)
     }
 }
 
-__attribute__((format(printf, 2, 3))) static void out_printf(outbuf *o,
-                                                             const char *fmt,
-                                                             ...)
+__attribute__((format(printf, 2, 3))) static void
+out_printf(outbuf *o, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -84,8 +82,8 @@ __attribute__((format(printf, 2, 3))) static void out_printf(outbuf *o,
     int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     if (n > 0)
-        out_bytes(o, line, (size_t)n < sizeof line ? (size_t)n
-                                                   : sizeof line - 1);
+        out_bytes(o, line,
+                  (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 /* ---- Records ---------------------------------------------------------- */
@@ -155,7 +153,8 @@ static void scale(uint64_t count, uint64_t bytes, int64_t rate, int64_t *sc,
     *sb = (int64_t)((double)bytes * f);
 }
 
-/* ---- The protobuf form ---------------------------------------------------- */
+/* ---- The protobuf form ----------------------------------------------------
+ */
 
 static int write_proto(int fd, enum profile_kind kind, mprof_record *r,
                        size_t n, int64_t rate)
@@ -182,16 +181,17 @@ static int write_proto(int fd, enum profile_kind kind, mprof_record *r,
             scale(r[i].leaked, r[i].leaked_bytes, rate, &v[0], &v[1]);
         } else {
             scale(r[i].c.allocs, r[i].c.alloc_bytes, rate, &v[0], &v[1]);
-            scale(r[i].c.allocs - r[i].c.frees, inuse_bytes(&r[i]), rate,
-                  &v[2], &v[3]);
+            scale(r[i].c.allocs - r[i].c.frees, inuse_bytes(&r[i]), rate, &v[2],
+                  &v[3]);
         }
-        pprof_add_sample(b, r[i].b->stk, r[i].b->nstk, v,
-                         (int64_t)r[i].b->size, r[i].b->type);
+        pprof_add_sample(b, r[i].b->stk, r[i].b->nstk, v, (int64_t)r[i].b->size,
+                         r[i].b->type);
     }
     return pprof_write(b, fd);
 }
 
-/* ---- The text forms ------------------------------------------------------- */
+/* ---- The text forms -------------------------------------------------------
+ */
 
 static void print_frames(outbuf *o, const mprof_bucket *b)
 {
@@ -257,7 +257,7 @@ static void print_memstats(outbuf *o)
     U("HeapObjects", heap_objects);
 #undef U
 #define P(label, a, b)                                                         \
-    out_printf(o, "# " label " = %llu / %llu\n", (unsigned long long)s->a,    \
+    out_printf(o, "# " label " = %llu / %llu\n", (unsigned long long)s->a,     \
                (unsigned long long)s->b)
     P("Stack", stack_inuse, stack_sys);
     P("MSpan", mspan_inuse, mspan_sys);
@@ -270,7 +270,8 @@ static void print_memstats(outbuf *o)
                (unsigned long long)s->next_gc, (unsigned long long)s->last_gc);
     out_printf(o, "# PauseNs = [");
     for (unsigned i = 0; i < 256; i++)
-        out_printf(o, "%s%llu", i ? " " : "", (unsigned long long)s->pause_ns[i]);
+        out_printf(o, "%s%llu", i ? " " : "",
+                   (unsigned long long)s->pause_ns[i]);
     out_printf(o, "]\n# PauseEnd = [");
     for (unsigned i = 0; i < 256; i++)
         out_printf(o, "%s%llu", i ? " " : "",
@@ -281,8 +282,7 @@ static void print_memstats(outbuf *o)
                s->debug_gc ? "true" : "false");
 }
 
-static void write_heap_text(outbuf *o, mprof_record *r, size_t n,
-                            int64_t rate)
+static void write_heap_text(outbuf *o, mprof_record *r, size_t n, int64_t rate)
 {
     uint64_t in_o = 0, in_b = 0, al_o = 0, al_b = 0;
     for (size_t i = 0; i < n; i++) {
@@ -312,8 +312,7 @@ static void write_heap_text(outbuf *o, mprof_record *r, size_t n,
 }
 
 /* The leak report: a summary line, then each site largest first. */
-static void write_leaks_text(outbuf *o, mprof_record *r, size_t n,
-                             int64_t rate)
+static void write_leaks_text(outbuf *o, mprof_record *r, size_t n, int64_t rate)
 {
     if (!gm_debugvars.leakcheck) {
         out_printf(o, "gomem: leakcheck: not enabled (run with "
@@ -351,7 +350,8 @@ static void write_leaks_text(outbuf *o, mprof_record *r, size_t n,
     }
 }
 
-/* ---- Entry points --------------------------------------------------------- */
+/* ---- Entry points ---------------------------------------------------------
+ */
 
 static int write_profile(enum profile_kind kind, int fd, int debug)
 {

@@ -73,8 +73,9 @@ special *special_add(mspan *s, uintptr_t obj, uint8_t kind)
     sp->bucket = NULL;
     lock_specials(s);
     special **pp = &s->specials;
-    while (*pp != NULL && ((*pp)->offset < sp->offset ||
-                           ((*pp)->offset == sp->offset && (*pp)->kind <= kind)))
+    while (*pp != NULL &&
+           ((*pp)->offset < sp->offset ||
+            ((*pp)->offset == sp->offset && (*pp)->kind <= kind)))
         pp = &(*pp)->next;
     sp->next = *pp;
     store_release(pp, sp); /* span_sweep peeks at specials unlocked */

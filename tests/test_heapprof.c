@@ -107,8 +107,8 @@ static bool site_counts(const char *text, const char *fn,
             char want[128];
             snprintf(want, sizeof want, "\t%s", fn);
             const char *at = strstr(frame, want);
-            if (at != NULL && (at[strlen(want)] == '+' ||
-                               at[strlen(want)] == '.')) {
+            if (at != NULL &&
+                (at[strlen(want)] == '+' || at[strlen(want)] == '.')) {
                 for (int i = 0; i < 4; i++)
                     c[i] += cur[i];
                 counted = found = true;
@@ -175,7 +175,8 @@ int main(int argc, char **argv)
           "both sites still listed after the drop");
     CHECK(g2[0] == 0 && g2[1] == 0, "g holds nothing after the drop: %llu %llu",
           g2[0], g2[1]);
-    CHECK(f2[0] > 0 && g2[2] == g1[2], "f still holds objects; g's allocs kept");
+    CHECK(f2[0] > 0 && g2[2] == g1[2],
+          "f still holds objects; g's allocs kept");
 
     /* Typed objects carry their type's name. */
     size_t off = offsetof(node, next);
