@@ -306,6 +306,14 @@ static void scan_written_cb(uintptr_t lo, uintptr_t hi, void *arg)
     scan_written(arg, lo, hi);
 }
 
+/* A stop-the-world mark's roots: as the concurrent mark's start, the
+ * roots special records hold too. */
+static void roots_all(gcwork *w)
+{
+    roots_scan(w);
+    specials_scan_roots(w);
+}
+
 /* The final pause's roots: everything not write-tracked, and the pages
  * written since the last pre-clean. */
 static void roots_final(gcwork *w)
@@ -449,6 +457,7 @@ static void cycle_finish(bool concurrent)
         wt_arm();
         store_release(&gm_gcblacken, 1);
         roots_scan_globals(w);
+        specials_scan_roots(w);
         mark_background(w, &tr->bg_cpu_ns, &tr->idle_cpu_ns);
         gcwork_dispose(w);
 
@@ -466,10 +475,10 @@ static void cycle_finish(bool concurrent)
     } else {
         gcwork_dispose(w);
         tr->heap_end = tr->heap_start;
-        mark_run(roots_scan, true);
+        mark_run(roots_all, true);
     }
     if (gm_debugvars.gccheckmark)
-        checkmark_run(roots_scan);
+        checkmark_run(roots_all);
     if (!concurrent) {
         t_stop2 = sys_nanotime();
         tr->mark_ns = tr->bg_cpu_ns = t_stop2 - cur.t_stop1;

@@ -61,6 +61,7 @@ static void fork_child(void)
     wt_fork_child();
     limiter_fork_child();
     symtab_fork_child();
+    fin_fork_child(); /* last: may start the finalizer thread */
     /* the sweeper, scavenger and mark helper threads restart on demand */
 }
 

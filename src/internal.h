@@ -498,6 +498,9 @@ bool gcwork_drain_some(gcwork *w, int64_t budget);
 void mark_cycle_begin(void);
 /* Barrier mode: shade p for the running mark (the caller's own gcwork). */
 void mark_shade(uintptr_t p);
+/* During a mark, shade every word in [lo, hi) as mark_shade does (the
+ * contents of an object that just got a finalizer); else nothing. */
+void mark_scan_now(uintptr_t lo, uintptr_t hi);
 /* Publishes what thread t shaded; t stopped or the caller. */
 void mark_flush_thread(gm_thread *t);
 /* GODEBUG=gccheckmark=1: re-mark serially and check nothing was missed. */
@@ -633,21 +636,62 @@ void trace_gc(const gc_cycle_trace *t);
 /* ---- Specials (special.c) -------------------------------------------------
  */
 
-/* Records attached to one object of a span (Go's specials): heap profile
- * buckets now; finalizers, cleanups and weak handles later. */
-enum special_kind { SPECIAL_PROFILE = 1 };
+/* Records attached to one object of a span (Go's specials), in the order
+ * the sweep handles them for one object. */
+enum special_kind {
+    SPECIAL_FINALIZER = 1, /* fn(obj, arg) once obj is unreachable */
+    SPECIAL_WEAK,          /* the object's gm_weak cell, cleared when it dies */
+    SPECIAL_CLEANUP,       /* fn(arg) once obj is unreachable */
+    SPECIAL_PROFILE,       /* heap profile bucket of a sampled object */
+};
+typedef struct gm_weak_cell {
+    uintptr_t ptr; /* the object (exact pointer), 0 once it died; atomic */
+} gm_weak_cell;
 typedef struct special {
     struct special *next;
-    uint32_t offset; /* of the object from the span's base */
+    uint32_t offset; /* of the pointer given, from the span's base */
     uint8_t kind;
-    struct mprof_bucket *bucket; /* SPECIAL_PROFILE */
+    union {
+        struct mprof_bucket *bucket; /* PROFILE */
+        gm_weak_cell *cell;          /* WEAK: a noscan heap object */
+        struct {
+            void (*fn)(void); /* FINALIZER: fn(obj, arg); CLEANUP: fn(arg) */
+            void *arg;
+            uint64_t id; /* CLEANUP: gm_cleanup.id */
+        } fin;
+    } u;
 } special;
-/* Attach a new special of `kind` to the object at obj (its base); in the
- * runtime (acquirem). */
-special *special_add(mspan *s, uintptr_t obj, uint8_t kind);
-/* Sweeping s (its mark and freed bits still as the cycle left them):
- * detach and act on the specials of objects about to be freed. */
+/* Attach sp (from special_new, kind and u set) to the object holding the
+ * pointer at offset `offset` of s; in the runtime (acquirem). */
+special *special_new(void); /* in the runtime, as special_free */
+void special_add(mspan *s, special *sp);
+/* The first special of `kind` at exactly `offset` (and, for CLEANUP,
+ * with u.fin.id == id), removed from s if `remove`; NULL if none. In the
+ * runtime. */
+special *special_find(mspan *s, uint32_t offset, uint8_t kind, uint64_t id,
+                      bool remove);
+void special_free(special *sp);
+/* Does the object at obj (its base) have a finalizer? */
+bool special_has_finalizer(mspan *s, uintptr_t obj);
+/* Sweeping s (its mark and freed bits still as the cycle left them): act on
+ * the specials of objects about to be freed: an unreachable object with a
+ * finalizer is kept (marked) for one more cycle and its finalizer queued,
+ * its weak cells cleared; a freed object's cleanups are queued, weak cells
+ * cleared, profile frees counted. */
 void special_sweep(mspan *s);
+/* Roots held by specials: the contents of objects with finalizers (not the
+ * objects), finalizer and cleanup arguments, weak cells. */
+void specials_scan_roots(gcwork *w);
+
+/* ---- Finalizers and cleanups (mfinal.c) ------------------------------------
+ */
+
+/* Queue a finalizer (obj != NULL) or a cleanup (obj == NULL) for the
+ * finalizer thread; called by the sweeper. */
+void fin_queue(void (*fn)(void), void *obj, void *arg);
+/* The queued work is a root until it has run. */
+void fin_scan_roots(gcwork *w);
+void fin_fork_child(void);
 
 /* ---- Heap profiling (mprof.c, profile.c) -----------------------------------
  */
@@ -747,6 +791,8 @@ typedef struct gm_stats {
     uint64_t tinyallocs;
     uint64_t mcache_inuse, mcache_sys;
     uint64_t buckhash_sys; /* profile buckets (mprof.c) */
+    uint64_t finalizers_queued, finalizers_executed; /* mfinal.c */
+    uint64_t cleanups_queued, cleanups_executed;
     /* under gc.lock */
     uint64_t numgc, numforcedgc, last_gc, pause_total;
     int64_t last_gc_nanotime; /* end of the last cycle; read atomically */

@@ -78,35 +78,6 @@ int gm_write_metrics_prometheus(int fd)
     (void)fd;
     NOT_YET("gm_write_metrics_prometheus");
 }
-void gm_set_finalizer(void *obj, void (*fn)(void *, void *), void *arg)
-{
-    (void)obj;
-    (void)fn;
-    (void)arg;
-    NOT_YET("gm_set_finalizer");
-}
-gm_cleanup gm_add_cleanup(void *obj, void (*fn)(void *), void *arg)
-{
-    (void)obj;
-    (void)fn;
-    (void)arg;
-    NOT_YET("gm_add_cleanup");
-}
-void gm_cleanup_stop(gm_cleanup c)
-{
-    (void)c;
-    NOT_YET("gm_cleanup_stop");
-}
-gm_weak gm_weak_make(const void *p)
-{
-    (void)p;
-    NOT_YET("gm_weak_make");
-}
-void *gm_weak_value(gm_weak w)
-{
-    (void)w;
-    NOT_YET("gm_weak_value");
-}
 const void *gm_unique_make(const void *data, size_t len)
 {
     (void)data;

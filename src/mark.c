@@ -341,8 +341,12 @@ void scan_written(gcwork *w, uintptr_t lo, uintptr_t hi)
         uintptr_t end = obj + s->elemsize;
         if (end > hi)
             end = hi;
+        /* black objects, and objects with a finalizer: what they reach
+         * must live until the finalizer has run (special.c) */
         if (span_is_allocated(s, i) &&
-            (load_relaxed(span_markw(s, i)) & bit_of(i)))
+            ((load_relaxed(span_markw(s, i)) & bit_of(i)) ||
+             (load_relaxed(&s->specials) != NULL &&
+              special_has_finalizer(s, obj))))
             scan_block(w, p, end);
         p = end;
     }
@@ -372,6 +376,22 @@ bool gcwork_drain_some(gcwork *w, int64_t budget)
 
 /* ---- Explicit barrier: shading by mutators ------------------------------- */
 
+/* The calling thread's own mark buffer, during a mark; NULL otherwise. In
+ * the runtime (acquirem). */
+static gcwork *thread_gcw(gm_thread *t)
+{
+    if (load_relaxed(&gm_gcphase) == GC_OFF)
+        return NULL;
+    if (t->gcw == NULL) {
+        t->gcw = sys_alloc(sizeof(gcwork));
+        if (t->gcw == NULL)
+            gm_throw("out of memory for a mark buffer");
+    }
+    if (t->gcw->buf == NULL)
+        gcwork_init(t->gcw);
+    return t->gcw;
+}
+
 void mark_shade(uintptr_t p)
 {
     uintptr_t heap_lo = load_relaxed(&gm_arena_bounds.lo);
@@ -380,16 +400,20 @@ void mark_shade(uintptr_t p)
     if (gm_self == NULL) /* a thread that never allocated: as allocation */
         thread_register_self(false);
     gm_thread *t = acquirem();
-    if (load_relaxed(&gm_gcphase) != GC_OFF) {
-        if (t->gcw == NULL) {
-            t->gcw = sys_alloc(sizeof(gcwork));
-            if (t->gcw == NULL)
-                gm_throw("out of memory for a mark buffer");
-        }
-        if (t->gcw->buf == NULL)
-            gcwork_init(t->gcw);
-        grey_object(t->gcw, p);
-    }
+    gcwork *w = thread_gcw(t);
+    if (w != NULL)
+        grey_object(w, p);
+    releasem(t);
+}
+
+void mark_scan_now(uintptr_t lo, uintptr_t hi)
+{
+    if (gm_self == NULL)
+        thread_register_self(false);
+    gm_thread *t = acquirem();
+    gcwork *w = thread_gcw(t);
+    if (w != NULL)
+        scan_block(w, lo, hi);
     releasem(t);
 }
 

@@ -240,8 +240,11 @@ void mprof_sample(gm_thread *t, void *v, uintptr_t size, const void *ra)
     acquirem();
     mspan *s = span_of((uintptr_t)v);
     uintptr_t base = s->base + span_objindex(s, (uintptr_t)v) * s->elemsize;
-    special *sp = special_add(s, base, SPECIAL_PROFILE);
-    store_release(&sp->bucket, b);
+    special *sp = special_new();
+    sp->offset = (uint32_t)(base - s->base);
+    sp->kind = SPECIAL_PROFILE;
+    sp->u.bucket = b;
+    special_add(s, sp);
     releasem(t);
 }
 
