@@ -3,7 +3,8 @@
 #
 # Builds bench/{gcbench,binarytrees,allocbench,pauseprobe}.c once per
 # allocator (gomem, Boehm GC, glibc malloc, mimalloc, jemalloc) with cc -O2,
-# plus the Go twins in bench/go with `go build`, then runs all variants
+# bench/poolbench.c for gomem only (the others have no pool), plus the Go
+# twins in bench/go with `go build`, then runs all variants
 # INTERLEAVED: for each repetition, every benchmark configuration runs once
 # per variant, the variant order rotating between repetitions, so machine
 # noise spreads over all variants alike. Each run is timed with
@@ -24,7 +25,7 @@
 #                       shared build/ alone and pins what was measured
 #   --reps N            repetitions (default 5; 1 with --quick)
 #   --only LIST         comma list of gcbench,binarytrees,allocbench,
-#                       pauseprobe (default: all)
+#                       pauseprobe,poolbench (default: all)
 #   --variants LIST     comma list of gomem,go,boehm,malloc,mimalloc,jemalloc
 #   --bt-n N            binary-trees N (default 21)
 #   --gcbench-depth N   GCBench max depth (default 16, the classic sizes)
@@ -33,6 +34,9 @@
 #   --alloc-threads L   default 1,2
 #   --pause-mib LIST    live heap sizes in MiB (default 512)
 #   --pause-rounds N    rounds of 1% replacement (default 200)
+#   --pool-batch LIST   objects taken per round by poolbench (default 1,4)
+#   --pool-threads L    default 1,2
+#   --pool-ops N        get+put pairs per thread (default 20000000)
 #   --quick             small sizes, 1 repetition: under 2 minutes
 #   --no-build          reuse the binaries in bench/out/bin
 #   --out DIR           where results go (default bench/out/runs/<date>)
@@ -51,7 +55,7 @@ gomem_build=$ROOT/build
 gomem_link=shared
 gomem_rev=
 reps=
-only=gcbench,binarytrees,allocbench,pauseprobe
+only=gcbench,binarytrees,allocbench,pauseprobe,poolbench
 variants=gomem,go,boehm,malloc,mimalloc,jemalloc
 bt_n=21
 gc_depth=16
@@ -60,6 +64,9 @@ alloc_sizes=16,32,64,128,256,512,mixed
 alloc_threads=1,2
 pause_mib=512
 pause_rounds=200
+pool_batch=1,4
+pool_threads=1,2
+pool_ops=20000000
 quick=0
 build=1
 out=
@@ -83,6 +90,9 @@ while [ $# -gt 0 ]; do
     --alloc-threads) need "$@"; alloc_threads=$2; shift ;;
     --pause-mib) need "$@"; pause_mib=$2; shift ;;
     --pause-rounds) need "$@"; pause_rounds=$2; shift ;;
+    --pool-batch) need "$@"; pool_batch=$2; shift ;;
+    --pool-threads) need "$@"; pool_threads=$2; shift ;;
+    --pool-ops) need "$@"; pool_ops=$2; shift ;;
     --quick) quick=1 ;;
     --no-build) build=0 ;;
     --out) need "$@"; out=$2; shift ;;
@@ -100,6 +110,7 @@ if [ "$quick" = 1 ]; then
     alloc_count=1000000
     pause_mib=64
     pause_rounds=50
+    pool_ops=2000000
 fi
 [ -n "$reps" ] || { [ "$quick" = 1 ] && reps=1 || reps=5; }
 case $gomem_link in shared | static) ;; *) die "--gomem-link: shared or static" ;; esac
@@ -176,8 +187,15 @@ link_flags() {
     esac
 }
 
+# poolbench measures gm_pool against Go's sync.Pool: no other variant has
+# a pool.
+applies() {
+    case $1 in poolbench) case $2 in gomem | go) return 0 ;; esac; return 1 ;; esac
+    return 0
+}
+
 BENCHES=()
-for b in gcbench binarytrees allocbench pauseprobe; do
+for b in gcbench binarytrees allocbench pauseprobe poolbench; do
     has "$only" "$b" && BENCHES+=("$b")
 done
 [ ${#BENCHES[@]} -gt 0 ] || die "--only selects no benchmark"
@@ -198,6 +216,7 @@ for v in ${variants//,/ }; do
             [ -n "${HOME:-}" ] && [ -w "${HOME:-/nonexistent}" ] ||
                 export GOCACHE=$OUTBASE/gocache GOPATH=$OUTBASE/gopath
             for b in "${BENCHES[@]}"; do
+                applies "$b" go || continue
                 (cd "$BENCH/go" && go build -o "$BIN/$b-go" "./$b") \
                     >>"$build_log" 2>&1 || { ok=0; break; }
             done
@@ -212,6 +231,7 @@ for v in ${variants//,/ }; do
         if [ "$build" = 1 ]; then
             V=$(echo "$v" | tr a-z A-Z)
             for b in "${BENCHES[@]}"; do
+                applies "$b" "$v" || continue
                 # shellcheck disable=SC2086 # CFLAGS and flags are lists
                 echo "$CC $CFLAGS -std=gnu11 -DBENCH_$V -I$ROOT/include" \
                     "-o $BIN/$b-$v $BENCH/$b.c $flags" >>"$build_log"
@@ -222,6 +242,7 @@ for v in ${variants//,/ }; do
         fi
     fi
     for b in "${BENCHES[@]}"; do
+        applies "$b" "$v" || continue
         [ -x "$BIN/$b-$v" ] || ok=0
     done
     if [ "$ok" = 1 ]; then
@@ -251,6 +272,12 @@ for b in "${BENCHES[@]}"; do
         for m in ${pause_mib//,/ }; do
             JOBS+=("pauseprobe|mib=$m rounds=$pause_rounds|$m $pause_rounds")
         done ;;
+    poolbench)
+        for t in ${pool_threads//,/ }; do
+            for k in ${pool_batch//,/ }; do
+                JOBS+=("poolbench|t=$t batch=$k n=$pool_ops|$t $k $pool_ops")
+            done
+        done ;;
     esac
 done
 
@@ -268,9 +295,14 @@ results=$out/results.tsv
     printf '# bench\tconfig\tvariant\trep\tstatus\twall_s\trss_kib\tmetrics\n'
 } >"$results"
 head -n 5 "$results"
-nruns=$((reps * ${#JOBS[@]} * ${#VARIANTS[@]}))
+nruns=0
+for job in "${JOBS[@]}"; do
+    for v in "${VARIANTS[@]}"; do
+        applies "${job%%|*}" "$v" && nruns=$((nruns + reps))
+    done
+done
 echo "run.sh: $nruns runs: ${#JOBS[@]} configurations x" \
-    "${#VARIANTS[@]} variants x $reps reps -> $out"
+    "${#VARIANTS[@]} variants x $reps reps (where they apply) -> $out"
 
 # binary-trees prints the same lines with every allocator; the first
 # successful output is the reference the others must match.
@@ -288,6 +320,7 @@ for rep in $(seq 1 "$reps"); do
     for job in "${JOBS[@]}"; do
         IFS='|' read -r b config args <<<"$job"
         for v in "${order[@]}"; do
+            applies "$b" "$v" || continue
             i=$((i + 1))
             tag="$b-${config// /_}-$v-r$rep"
             log=$out/logs/$tag

@@ -30,7 +30,8 @@ import statistics
 import sys
 
 VARIANT_ORDER = ["gomem", "go", "boehm", "malloc", "mimalloc", "jemalloc"]
-BENCH_ORDER = ["gcbench", "binarytrees", "allocbench", "pauseprobe"]
+BENCH_ORDER = ["gcbench", "binarytrees", "allocbench", "pauseprobe",
+               "poolbench"]
 
 
 def load(path):
@@ -201,6 +202,11 @@ PAUSE_EXTRA = [
     ("GC max pause ms", "gc_max_pause_ms", 2),
 ]
 
+POOL_EXTRA = [
+    ("ns/op", "ns_per_op", 2),
+    ("GCs", "gcs", 0),
+]
+
 
 def targets(groups, base):
     print("### Targets (medians)\n")
@@ -330,8 +336,12 @@ def main(argv):
             if b != bench:
                 continue
             print(f"### {bench} {c}\n")
-            wall_rss_table(variants, base,
-                           PAUSE_EXTRA if bench == "pauseprobe" else ())
+            extra = ()
+            if bench == "pauseprobe":
+                extra = PAUSE_EXTRA
+            elif bench == "poolbench":
+                extra = POOL_EXTRA
+            wall_rss_table(variants, base, extra)
     targets(groups, base)
     return 0
 

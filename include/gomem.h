@@ -156,6 +156,12 @@ GM_API const void *gm_unique_make(const void *data, size_t len);
 
 /* ---- Pools (sync.Pool) --------------------------------------------------- */
 
+/* Go's sync.Pool. get returns a pooled object (the calling thread's first,
+ * then other threads'), else new_fn(ctx), else NULL (new_fn may be NULL);
+ * put(NULL) is ignored. Pooled objects survive one collection in a victim
+ * cache and are dropped by the second, as in Go. Only gomem objects are kept
+ * alive by a pool (any pointer is accepted and handed back). Pools are
+ * never freed: make them once, like gm_type. Thread-safe. */
 typedef struct gm_pool gm_pool;
 GM_API gm_pool *gm_pool_new(void *(*new_fn)(void *ctx), void *ctx);
 GM_API void *gm_pool_get(gm_pool *p);

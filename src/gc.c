@@ -424,6 +424,7 @@ static void cycle_begin(int trigger, bool concurrent)
     gcwork_init(&cur.w);
     cur.t_prestop = sys_nanotime();
     stop_the_world();
+    pool_cleanup(); /* Go's clearpools: pooled objects to the victim cache */
     cur.t_stop1 = sys_nanotime();
     cur.tr.heap_start = load_relaxed(&gm_heap_live);
     cur.tr.goal = load_relaxed(&gm_pacer.heap_goal);

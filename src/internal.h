@@ -18,8 +18,11 @@
  * sweeper), limiter_lock (limiter.c), pending_lock (thread.c: start
  * arguments in flight), freelock (cache.c: spare thread caches), init_lock
  * (init.c: start-up), symtab_lock (platform/linux_symtab.c: mappings and
- * symbol tables). The scavenger is woken through a futex word, without a
- * lock (scavenge.c).
+ * symbol tables), ids_lock (pool.c: pool slots). Pool spin locks (pool.c:
+ * a pool's install lock, a thread part's ring lock) are taken one at a time,
+ * only inside the runtime, and only leaf locks (work_lock, through
+ * mark_shade) are taken under them. The scavenger is woken through a futex
+ * word, without a lock (scavenge.c).
  *
  * The collector thread and the mark helpers are never registered, so never
  * stopped: they may take locks 3-5 outside acquirem(), and a stop never
@@ -401,6 +404,7 @@ typedef struct gm_thread {
     uint32_t noprof;
     uint64_t prof_rand;
     const char *alloc_type;
+    uint32_t pool_slot; /* pool.c: 1 + its part in every pool, 0 if none */
     struct gm_thread *next, *prev; /* sched.lock */
 } gm_thread;
 
@@ -805,6 +809,17 @@ uint64_t stats_unflushed_mallocs(uint64_t nmalloc[NUM_SIZE_CLASSES]);
 /* Bytes in allocated objects as the flushed counters say (MemStats's
  * HeapAlloc without what thread caches hold back). */
 uint64_t stats_heap_alloc_bytes(void);
+
+/* ---- Pools (pool.c) ------------------------------------------------------
+ */
+
+/* Sweep termination, world stopped: every pool's objects move to its
+ * victim cache and the old victims are dropped (Go's clearpools). */
+void pool_cleanup(void);
+/* A thread unregisters: its private objects go to its shared rings, and
+ * its slot is given back. */
+void pool_thread_exit(gm_thread *t);
+void pool_fork_child(void);
 
 /* ---- Verification (verify.c) ----------------------------------------------
  */

@@ -6,8 +6,8 @@
  *
  *  - gm_type_new / gm_alloc_typed: allocate correctly; objects are scanned
  *    conservatively until precise scanning lands.
- *  - metrics, profiles, finalizers, cleanups, weak pointers, unique, pools:
- *    fatal "not implemented yet".
+ *  - metrics, finalizers, cleanups, weak pointers, unique: fatal "not
+ *    implemented yet".
  */
 #include <string.h>
 
@@ -83,21 +83,4 @@ const void *gm_unique_make(const void *data, size_t len)
     (void)data;
     (void)len;
     NOT_YET("gm_unique_make");
-}
-gm_pool *gm_pool_new(void *(*new_fn)(void *), void *ctx)
-{
-    (void)new_fn;
-    (void)ctx;
-    NOT_YET("gm_pool_new");
-}
-void *gm_pool_get(gm_pool *p)
-{
-    (void)p;
-    NOT_YET("gm_pool_get");
-}
-void gm_pool_put(gm_pool *p, void *obj)
-{
-    (void)p;
-    (void)obj;
-    NOT_YET("gm_pool_put");
 }

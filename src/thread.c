@@ -159,6 +159,7 @@ void thread_unregister_self(void)
     if (load_acquire(&stw_active))
         suspend_wait(t);
     acquirem();
+    pool_thread_exit(t); /* before the flush: it may shade */
     mcache_release_all(t->cache);
     mark_flush_thread(t);
     releasem(t);

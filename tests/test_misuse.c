@@ -136,6 +136,27 @@ static void free_tiny(void)
     gm_keep_alive(b);
 }
 
+static void pool_null(void)
+{
+    announce("gm_pool_get: %p is not a pool", (void *)NULL);
+    gm_keep_alive(gm_pool_get(opaque(NULL)));
+}
+
+static void pool_not_pool(void)
+{
+    void *fake = gm_alloc(64); /* a gomem object, but no pool */
+    announce("gm_pool_put: %p is not a pool", fake);
+    gm_pool_put(opaque(fake), gm_alloc(16));
+}
+
+static void pool_put_null(void)
+{
+    gm_pool *p = gm_pool_new(NULL, NULL);
+    gm_pool_put(p, NULL); /* ignored, as Go ignores Put(nil) */
+    if (gm_pool_get(p) != NULL)
+        _exit(3);
+}
+
 struct test_case {
     const char *name;
     void (*fn)(void);
@@ -154,7 +175,10 @@ static const struct test_case cases[] = {
     {"calloc_overflow", calloc_overflow, 1, "overflow"},
     {"alloc_huge", alloc_huge, 1, NULL},
     {"roots_reversed", roots_reversed, 1, NULL},
+    {"pool_null", pool_null, 1, NULL},
+    {"pool_not_pool", pool_not_pool, 1, NULL},
     {"free_null", free_null, 0, NULL},
+    {"pool_put_null", pool_put_null, 0, NULL},
     {"free_tiny", free_tiny, 0, NULL},
 };
 
