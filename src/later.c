@@ -6,8 +6,8 @@
  *
  *  - gm_type_new / gm_alloc_typed: allocate correctly; objects are scanned
  *    conservatively until precise scanning lands.
- *  - metrics, profiles, finalizers, cleanups, weak pointers, unique, pools:
- *    fatal "not implemented yet".
+ *  - profiles, finalizers, cleanups, weak pointers, unique, pools: fatal
+ *    "not implemented yet".
  */
 #include <string.h>
 
@@ -51,22 +51,6 @@ void *gm_alloc_typed(const gm_type *t, size_t count)
 
 #define NOT_YET(what) gm_throw("%s is not implemented yet", what)
 
-size_t gm_metrics_names(const char *const **names)
-{
-    (void)names;
-    NOT_YET("gm_metrics_names");
-}
-void gm_metrics_read(gm_metric_sample *samples, size_t n)
-{
-    (void)samples;
-    (void)n;
-    NOT_YET("gm_metrics_read");
-}
-int gm_write_metrics_prometheus(int fd)
-{
-    (void)fd;
-    NOT_YET("gm_write_metrics_prometheus");
-}
 void gm_set_finalizer(void *obj, void (*fn)(void *, void *), void *arg)
 {
     (void)obj;

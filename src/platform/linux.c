@@ -123,6 +123,26 @@ void sys_write_err(const char *s, size_t n)
     }
 }
 
+int sys_write_all(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (w == 0) { /* no progress, no error: do not spin */
+            errno = EIO;
+            return -1;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 _Noreturn void sys_abort(void)
 {
     abort();

@@ -35,6 +35,9 @@ int sys_ncpu(void);
 
 /* Write to stderr without allocating (async-signal-safe). */
 void sys_write_err(const char *s, size_t n);
+/* Write all n bytes to fd, through short writes and EINTR: 0, or -1 with
+ * errno set (errno is left alone on success). */
+int sys_write_all(int fd, const void *p, size_t n);
 _Noreturn void sys_abort(void);
 
 void sys_sleep_ns(int64_t ns);
