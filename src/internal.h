@@ -8,7 +8,8 @@
  *   1. gc busy          one cycle at a time: a flag under gc_lock, held
  *                       from a cycle's start to its end, even across
  *                       threads                               (gc.c)
- *   2. sched.lock       thread registry, stop/start the world (thread.c)
+ *   2. sched.lock       thread registry, stop/start the world (thread.c);
+ *                       held by statistics reads (stats.c)
  *   3. roots.lock       user root ranges                      (roots.c)
  *   4. mcentral[i].lock span lists of one span class          (central.c)
  *   5. mheap.lock       pages, arenas, metadata (fixalloc)    (pageheap.c)

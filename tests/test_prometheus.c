@@ -52,7 +52,7 @@ struct family {
 struct series {
     char key[512]; /* name{sorted labels} */
     char name[128];
-    char labels[192]; /* as written */
+    char labels[256]; /* sorted, as in key */
     double value;
 };
 
