@@ -111,6 +111,7 @@ typedef struct gm_memstats {
         uint64_t mallocs, frees;
     } by_size[61];
 } gm_memstats;
+/* Exact and consistent, without stopping the world (a few microseconds). */
 GM_API void gm_read_memstats(gm_memstats *out);
 
 /* ---- Metrics (runtime/metrics) ------------------------------------------- */
@@ -135,6 +136,12 @@ typedef struct gm_metric_sample {
         gm_histogram hist;
     } value;
 } gm_metric_sample;
+/* Go's runtime/metrics names, sorted; the count is returned (names may be
+ * NULL). Reading fills kind and value of each sample from one consistent
+ * snapshot; histogram arrays are fresh gomem objects each read, kept alive
+ * by the samples only if those lie in scanned memory (stack, globals,
+ * gm_alloc). The Prometheus text format (0.0.4) with the Go client's
+ * metric names; 0, or -1 with errno set. */
 GM_API size_t gm_metrics_names(const char *const **names);
 GM_API void gm_metrics_read(gm_metric_sample *samples, size_t n);
 GM_API int gm_write_metrics_prometheus(int fd);

@@ -75,7 +75,7 @@ static bool new_arena(void)
         sys_free(p, ARENA_BYTES);
         return false;
     }
-    gm_mheap.gc_sys += sizeof(heap_arena);
+    fetch_add(&gm_mheap.gc_sys, sizeof(heap_arena));
     a->base = base;
     a->mapped_end = base;
     wt_arena_reserved(base, base + ARENA_BYTES);
@@ -107,7 +107,7 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
                 heap_arena *a = sys_alloc(sizeof(heap_arena));
                 if (a == NULL)
                     return false;
-                gm_mheap.gc_sys += sizeof(heap_arena);
+                fetch_add(&gm_mheap.gc_sys, sizeof(heap_arena));
                 a->base = b + i * ARENA_BYTES;
                 a->mapped_end = a->base;
                 wt_arena_reserved(a->base, a->base + ARENA_BYTES);

@@ -4,7 +4,14 @@
  * 256 KiB chunks of OS memory. Nothing is returned to the OS, so a stale
  * pointer to a record (e.g. from a conservative lookup) stays readable.
  *
+ * Accounting (Go's persistentalloc): a chunk counts as other_sys when it
+ * is mapped; what is carved from it moves to the statistic of its use
+ * (mspan_sys for span records, gc_sys for bitmaps), so every byte mapped
+ * here is counted exactly once in MemStats's Sys.
+ *
  * Protection: all state here is under mheap.lock (the caller holds it).
+ * gc_sys is also added to atomically outside the lock (mark.c's work
+ * buffers), so it is only ever changed atomically.
  */
 #include <string.h>
 
@@ -20,33 +27,41 @@ static char *chunk_next, *chunk_end;
 static struct freenode *free_spans;
 static struct freenode *free_bits[MAX_BITMAP_WORDS + 1];
 
-/* align: a power of two up to 64 (chunks are page aligned). */
-static void *persistent_aligned(size_t size, size_t align)
+/* align: a power of two up to 64 (chunks are page aligned). The bytes
+ * move from other_sys to *stat (NULL: they stay other_sys). */
+static void *persistent_aligned(size_t size, size_t align, uint64_t *stat)
 {
     size = (size + 15) & ~(size_t)15;
+    void *r;
     if (size > CHUNK / 4) {
-        void *p = sys_alloc(size);
-        if (p == NULL)
+        r = sys_alloc(size);
+        if (r == NULL)
             gm_throw("out of memory allocating %zu bytes of metadata", size);
         gm_mheap.other_sys += size;
-        return p;
+    } else {
+        uintptr_t p =
+            ((uintptr_t)chunk_next + align - 1) & ~(uintptr_t)(align - 1);
+        if (chunk_next == NULL || p + size > (uintptr_t)chunk_end) {
+            chunk_next = sys_alloc(CHUNK);
+            if (chunk_next == NULL)
+                gm_throw("out of memory allocating metadata");
+            chunk_end = chunk_next + CHUNK;
+            gm_mheap.other_sys += CHUNK;
+            p = (uintptr_t)chunk_next;
+        }
+        chunk_next = (char *)(p + size);
+        r = (void *)p;
     }
-    uintptr_t p = ((uintptr_t)chunk_next + align - 1) & ~(uintptr_t)(align - 1);
-    if (chunk_next == NULL || p + size > (uintptr_t)chunk_end) {
-        chunk_next = sys_alloc(CHUNK);
-        if (chunk_next == NULL)
-            gm_throw("out of memory allocating metadata");
-        chunk_end = chunk_next + CHUNK;
-        gm_mheap.gc_sys += CHUNK;
-        p = (uintptr_t)chunk_next;
+    if (stat != NULL) {
+        gm_mheap.other_sys -= size;
+        fetch_add(stat, size);
     }
-    chunk_next = (char *)(p + size);
-    return (void *)p;
+    return r;
 }
 
 void *fixalloc_persistent(size_t size)
 {
-    return persistent_aligned(size, 16);
+    return persistent_aligned(size, 16, NULL);
 }
 
 mspan *fixalloc_span(void)
@@ -56,8 +71,8 @@ mspan *fixalloc_span(void)
         s = (mspan *)free_spans;
         free_spans = free_spans->next;
     } else {
-        s = persistent_aligned(sizeof(mspan), _Alignof(mspan));
-        gm_mheap.mspan_sys += sizeof(mspan);
+        s = persistent_aligned(sizeof(mspan), _Alignof(mspan),
+                               &gm_mheap.mspan_sys);
     }
     memset(s, 0, sizeof *s);
     gm_mheap.mspan_inuse += sizeof(mspan);
@@ -81,7 +96,8 @@ uint64_t *fixalloc_bits(unsigned words)
         b = (uint64_t *)free_bits[words];
         free_bits[words] = free_bits[words]->next;
     } else {
-        b = fixalloc_persistent(3 * words * sizeof(uint64_t));
+        b = persistent_aligned(3 * words * sizeof(uint64_t), 16,
+                               &gm_mheap.gc_sys);
     }
     memset(b, 0, 3 * words * sizeof(uint64_t));
     return b;

@@ -446,6 +446,7 @@ static void cycle_begin(int trigger, bool concurrent)
     cur.t_run = sys_nanotime();
     cur.tr.stw1_ns = cur.t_run - cur.t_prestop; /* a pause counts stopping */
     start_the_world();
+    stats_record_pause(true, cur.tr.stw1_ns, cur.t_stop1 - cur.t_prestop);
 }
 
 /* The mark (concurrent: on the collector thread) and mark termination. */
@@ -453,7 +454,7 @@ static void cycle_finish(bool concurrent)
 {
     gc_cycle_trace *tr = &cur.tr;
     gcwork *w = &cur.w;
-    int64_t t_stop2;
+    int64_t t_stop2, t_stopped2 = 0;
     if (concurrent) {
         wt_arm();
         store_release(&gm_gcblacken, 1);
@@ -466,6 +467,7 @@ static void cycle_finish(bool concurrent)
         roots_snapshot_data();
         t_stop2 = sys_nanotime();
         stop_the_world();
+        t_stopped2 = sys_nanotime();
         store_relaxed(&gm_gcblacken, 0);
         tr->mark_ns = t_stop2 - cur.t_run;
         for (gm_thread *t = thread_first(); t != NULL; t = t->next)
@@ -522,11 +524,16 @@ static void cycle_finish(bool concurrent)
     gm_stat.gc_cpu_ns += (int64_t)pause * sys_ncpu();
     if (concurrent)
         gm_stat.gc_cpu_ns += tr->bg_cpu_ns + tr->assist_cpu_ns;
+    stats_cycle_cpu(tr, concurrent, (int64_t)pause);
     if (gm_debugvars.gccheckmark || GM_DEBUG)
         verify_heap_stopped();
     mprof_next_cycle();
     start_the_world();
     mprof_flush();
+    if (concurrent) /* the second pause; a stopped cycle's only one */
+        stats_record_pause(true, tr->stw2_ns, t_stopped2 - t_stop2);
+    else
+        stats_record_pause(true, (int64_t)pause, cur.t_stop1 - cur.t_prestop);
     limiter_account(0, (int64_t)pause);
     if (concurrent)
         wt_disarm();

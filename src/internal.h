@@ -8,7 +8,8 @@
  *   1. gc busy          one cycle at a time: a flag under gc_lock, held
  *                       from a cycle's start to its end, even across
  *                       threads                               (gc.c)
- *   2. sched.lock       thread registry, stop/start the world (thread.c)
+ *   2. sched.lock       thread registry, stop/start the world (thread.c);
+ *                       held by statistics reads (stats.c)
  *   3. roots.lock       user root ranges                      (roots.c)
  *   4. mcentral[i].lock span lists of one span class          (central.c)
  *   5. mheap.lock       pages, arenas, metadata (fixalloc)    (pageheap.c)
@@ -432,17 +433,36 @@ static inline void releasem(gm_thread *t)
  * start_the_world. */
 void stop_the_world(void);
 void start_the_world(void);
+/* sched.lock alone, for readers of the thread list that must not see a
+ * stop, a cycle's end or a thread joining or leaving (stats.c). Taken
+ * outside the runtime, as stop_the_world. */
+void thread_registry_lock(void);
+void thread_registry_unlock(void);
 /* Iterate threads; world stopped. */
 gm_thread *thread_first(void);
 
 /* ---- Per-thread cache (cache.c) -------------------------------------------
  */
 
+/*
+ * Statistics of a cache (read by gm_read_memstats without stopping the
+ * world, see stats.c): nmalloc[] counts the objects of each size class
+ * allocated from spans this cache has given back, tinyallocs the tiny
+ * sub-allocations; both only grow while the cache belongs to a thread.
+ * Objects allocated from the spans still cached are alloccount -
+ * alloccount_at_cache of each span. Every change of alloc[] or nmalloc[]
+ * happens inside a section that makes stats_seq odd (cache.c), so a reader
+ * that sees the same even stats_seq before and after reading them has a
+ * consistent view; the allocation fast path changes none of them (it only
+ * bumps the cached span's alloccount, which a reader may see either way).
+ */
 struct mcache {
     mspan *alloc[NUM_CENTRALS]; /* by span class; &gm_emptyspan if none */
     uintptr_t tiny, tinyoffset;
-    uint64_t tinyallocs; /* flushed to gm_stat at release */
+    uint64_t tinyallocs; /* tiny sub-allocations (owner; read relaxed) */
     struct mcache *nextfree;
+    uint32_t stats_seq;                 /* odd while alloc[]/nmalloc[] change */
+    uint64_t nmalloc[NUM_SIZE_CLASSES]; /* flushed from this cache */
 };
 extern mspan gm_emptyspan;
 
@@ -452,6 +472,11 @@ mspan *mcache_refill(mcache *c, unsigned spc);
 /* Return every cached span to its central and flush counters. The owner
  * must not be running (it is the caller, or stopped). */
 void mcache_release_all(mcache *c);
+/* Adds to nmalloc[] and *tiny what c counts (flushed and in its cached
+ * spans), read consistently while its owner runs (a sequence-count retry).
+ * The caller holds sched.lock, so no collector flushes c meanwhile. */
+void mcache_read_stats(mcache *c, uint64_t nmalloc[NUM_SIZE_CLASSES],
+                       uint64_t *tiny);
 
 /* ---- Allocation (malloc.c) ------------------------------------------------
  */
@@ -788,16 +813,42 @@ void env_init(void);
 /* ---- Statistics (stats.c) -------------------------------------------------
  */
 
+/* Go's timeHistogram (runtime/histogram.go): durations in ns, counted in
+ * 4 linear sub-buckets of 40 power-of-two buckets from 0 to 2^47 ns, plus
+ * an underflow (negative) and an overflow (>= 2^47 ns) bucket, in that
+ * order: counts[0] underflow, counts[1 + 4*b + s], counts[161] overflow.
+ * Counts are atomic. metrics.c gives Go's boundaries in seconds. */
+enum {
+    TIME_HIST_SUB_BITS = 2,
+    TIME_HIST_SUBS = 1 << TIME_HIST_SUB_BITS,
+    TIME_HIST_MIN_BITS = 9,
+    TIME_HIST_MAX_BITS = 48,
+    TIME_HIST_NBUCKETS = TIME_HIST_MAX_BITS - TIME_HIST_MIN_BITS + 1,
+    TIME_HIST_COUNTS = TIME_HIST_NBUCKETS * TIME_HIST_SUBS + 2,
+};
+typedef struct time_hist {
+    uint64_t counts[TIME_HIST_COUNTS];
+} time_hist;
+void time_hist_record(time_hist *h, int64_t ns);
+
 typedef struct gm_stats {
     /* atomic counters */
     uint64_t nmalloc[NUM_SIZE_CLASSES], nfree[NUM_SIZE_CLASSES];
     uint64_t large_alloc, large_nalloc, large_free, large_nfree;
-    uint64_t tinyallocs;
     uint64_t mcache_inuse, mcache_sys;
-    uint64_t buckhash_sys; /* profile buckets (mprof.c) */
-    uint64_t finalizers_queued, finalizers_executed; /* mfinal.c */
+    /* what caches of threads that left counted (sched.lock) */
+    uint64_t retired_nmalloc[NUM_SIZE_CLASSES], retired_tiny;
+    uint64_t buckhash_sys; /* the heap profiler's tables (atomic) */
+    /* finalizers and cleanups queued / run (atomic; finalizer code) */
+    uint64_t finalizers_queued, finalizers_executed;
     uint64_t cleanups_queued, cleanups_executed;
-    /* under gc.lock */
+    /* cumulative CPU ns (atomic): Go's /cpu/classes */
+    int64_t cpu_assist_ns, cpu_dedicated_ns, cpu_idle_ns, cpu_pause_ns;
+    int64_t cpu_scavenge_bg_ns, cpu_scavenge_assist_ns;
+    uint64_t limiter_last_enabled; /* cycle number, 0 = never (atomic) */
+    /* every stop-the-world pause, and the stopping part of it */
+    time_hist pauses_gc, stopping_gc, pauses_other, stopping_other;
+    /* under gc.lock, written with the world stopped */
     uint64_t numgc, numforcedgc, last_gc, pause_total;
     int64_t last_gc_nanotime; /* end of the last cycle; read atomically */
     uint64_t pause_ns[256], pause_end[256];
@@ -805,10 +856,36 @@ typedef struct gm_stats {
     int64_t start_nanotime;
 } gm_stats;
 extern gm_stats gm_stat;
-uint64_t stats_unflushed_mallocs(uint64_t nmalloc[NUM_SIZE_CLASSES]);
+
+/* Everything gm_metrics_read needs beyond gm_memstats, from the same
+ * consistent read (stats_read). */
+typedef struct stats_extra {
+    uint64_t nmalloc[NUM_SIZE_CLASSES], nfree[NUM_SIZE_CLASSES];
+    uint64_t tiny, large_nalloc, large_nfree, large_alloc, large_free;
+    uint32_t threads, user_threads; /* registered; not gomem's own */
+    /* the last cycle's figures (pacer): marked heap, bytes scanned */
+    uint64_t heap_marked, scan_heap, scan_stacks, scan_globals;
+} stats_extra;
+/* gm_read_memstats: a consistent snapshot without stopping the world
+ * (stats.c). x may be NULL. */
+void stats_read(gm_memstats *out, stats_extra *x);
+/* Mallocs per class including what thread caches have not flushed (the
+ * global counters). World stopped. */
+void stats_unflushed_mallocs(uint64_t nmalloc[NUM_SIZE_CLASSES]);
 /* Bytes in allocated objects as the flushed counters say (MemStats's
  * HeapAlloc without what thread caches hold back). */
 uint64_t stats_heap_alloc_bytes(void);
+/* A thread leaves: its cache's counters move to the retired totals.
+ * sched.lock held. */
+void stats_retire_cache(mcache *c);
+/* A stop-the-world pause of the collector (gc) or not: total ns from the
+ * decision to stop to the restart, and the stopping part of it. */
+void stats_record_pause(bool gc, int64_t total_ns, int64_t stopping_ns);
+/* A cycle ended: its CPU time into Go's /cpu/classes counters. */
+void stats_cycle_cpu(const gc_cycle_trace *tr, bool concurrent,
+                     int64_t pause_ns);
+/* World stopped: the per-cache counters agree with the global ones. */
+void stats_verify_stopped(void);
 
 /* ---- Pools (pool.c) ------------------------------------------------------
  */

@@ -6,8 +6,7 @@
  *
  *  - gm_type_new / gm_alloc_typed: allocate correctly; objects are scanned
  *    conservatively until precise scanning lands.
- *  - metrics, finalizers, cleanups, weak pointers, unique: fatal "not
- *    implemented yet".
+ *  - unique: fatal "not implemented yet".
  */
 #include <string.h>
 
@@ -62,22 +61,6 @@ void *gm_alloc_typed(const gm_type *t, size_t count)
 
 #define NOT_YET(what) gm_throw("%s is not implemented yet", what)
 
-size_t gm_metrics_names(const char *const **names)
-{
-    (void)names;
-    NOT_YET("gm_metrics_names");
-}
-void gm_metrics_read(gm_metric_sample *samples, size_t n)
-{
-    (void)samples;
-    (void)n;
-    NOT_YET("gm_metrics_read");
-}
-int gm_write_metrics_prometheus(int fd)
-{
-    (void)fd;
-    NOT_YET("gm_write_metrics_prometheus");
-}
 const void *gm_unique_make(const void *data, size_t len)
 {
     (void)data;

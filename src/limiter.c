@@ -50,6 +50,9 @@ static void update_locked(int64_t now)
         fill = 0;
     if (fill >= cap) {
         fill = cap;
+        if (!load_relaxed(&limiting)) /* Go's lastEnabledCycle */
+            store_relaxed(&gm_stat.limiter_last_enabled,
+                          load_relaxed(&gm_stat.numgc) + 1);
         store_relaxed(&limiting, 1);
     } else {
         store_relaxed(&limiting, 0);

@@ -107,7 +107,7 @@ static void *alloc_tiny(mcache *c, size_t size, bool *refilled, uintptr_t *slot)
         off = (off + 1) & ~(uintptr_t)1;
     if (off + size <= TINY_SIZE && c->tiny != 0) {
         c->tinyoffset = off + size;
-        c->tinyallocs++;
+        store_relaxed(&c->tinyallocs, c->tinyallocs + 1); /* a plain add */
         return (void *)(c->tiny + off);
     }
     mspan *s = c->alloc[TINY_SPAN_CLASS];

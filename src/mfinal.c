@@ -15,7 +15,9 @@
  * root: fin_scan_roots scans the objects and arguments waiting in it.
  *
  * Protection: the queue and its free records by fin_lock, a leaf lock taken
- * only in the runtime (acquirem), so a stopped thread never holds it; the
+ * only in the runtime (acquirem), so a stopped thread never holds it (the
+ * sweeper queues while holding a span's speciallock; records come from
+ * fixalloc under mheap.lock, taken with fin_lock released); the
  * finalizer thread sleeps on the futex word fin_gen outside it. next_id is
  * atomic; thread_started is set under start_lock.
  */
@@ -45,20 +47,20 @@ static uint64_t next_id = 1;
 void fin_queue(void (*fn)(void), void *obj, void *arg)
 {
     pthread_mutex_lock(&fin_lock);
-    finrec *r = fin_free;
-    if (r == NULL) {
-        r = sys_alloc(FINREC_BATCH * sizeof *r);
-        if (r == NULL)
-            gm_throw("out of memory queueing a finalizer");
-        __atomic_fetch_add(&gm_mheap.other_sys, FINREC_BATCH * sizeof *r,
-                           __ATOMIC_RELAXED);
-        for (unsigned i = 1; i < FINREC_BATCH; i++) {
-            r[i].next = fin_free;
-            fin_free = &r[i];
+    while (fin_free == NULL) {
+        /* more records, from fixalloc (mheap.lock: not under fin_lock) */
+        pthread_mutex_unlock(&fin_lock);
+        mheap_lock();
+        finrec *batch = fixalloc_persistent(FINREC_BATCH * sizeof *batch);
+        mheap_unlock();
+        pthread_mutex_lock(&fin_lock);
+        for (unsigned i = 0; i < FINREC_BATCH; i++) {
+            batch[i].next = fin_free;
+            fin_free = &batch[i];
         }
-    } else {
-        fin_free = r->next;
     }
+    finrec *r = fin_free;
+    fin_free = r->next;
     r->next = NULL;
     r->fn = fn;
     r->obj = obj;

@@ -209,6 +209,7 @@ static void *bgscavenge(void *arg)
             bool busy, exhausted;
             uintptr_t n = scavenger_run(&worked, &busy, &exhausted);
             fetch_add(&released_bg, (uint64_t)n * PAGE_SIZE);
+            fetch_add(&gm_stat.cpu_scavenge_bg_ns, worked);
             if (exhausted)
                 break;
             int64_t sleep;

@@ -107,6 +107,16 @@ void stop_the_world(void)
     }
 }
 
+void thread_registry_lock(void)
+{
+    pthread_mutex_lock(&sched_lock);
+}
+
+void thread_registry_unlock(void)
+{
+    pthread_mutex_unlock(&sched_lock);
+}
+
 void start_the_world(void)
 {
     __atomic_store_n(&stw_active, 0, __ATOMIC_SEQ_CST);
@@ -164,6 +174,7 @@ void thread_unregister_self(void)
     mark_flush_thread(t);
     releasem(t);
     pthread_mutex_lock(&sched_lock);
+    stats_retire_cache(t->cache); /* with the unlinking: no read misses it */
     if (t->prev != NULL)
         t->prev->next = t->next;
     else
@@ -277,6 +288,7 @@ void thread_fork_child(void)
         gm_thread *next = t->next;
         if (t != me) {
             mcache_release_all(t->cache);
+            stats_retire_cache(t->cache);
             free(t);
         }
         t = next;

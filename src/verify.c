@@ -111,6 +111,7 @@ void verify_heap_stopped(void)
     /* Statistics: objects in spans == mallocs - frees, per class. */
     uint64_t nmalloc[NUM_SIZE_CLASSES];
     stats_unflushed_mallocs(nmalloc);
+    stats_verify_stopped();
     for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
         uint64_t want = nmalloc[c] - load_relaxed(&gm_stat.nfree[c]);
         if (w.objects[c] != want)
@@ -131,7 +132,10 @@ void gm_verify_heap(void)
     ensure_init();
     if (gm_self == NULL)
         thread_register_self(false);
+    int64_t t0 = sys_nanotime();
     stop_the_world();
+    int64_t t1 = sys_nanotime();
     verify_heap_stopped();
     start_the_world();
+    stats_record_pause(false, sys_nanotime() - t0, t1 - t0);
 }

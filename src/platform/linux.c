@@ -133,7 +133,7 @@ int sys_write_all(int fd, const void *p, size_t n)
                 continue;
             return -1;
         }
-        if (w == 0) {
+        if (w == 0) { /* no progress, no error: do not spin */
             errno = EIO;
             return -1;
         }

@@ -35,8 +35,8 @@ int sys_ncpu(void);
 
 /* Write to stderr without allocating (async-signal-safe). */
 void sys_write_err(const char *s, size_t n);
-/* Write all n bytes to fd, resuming after short writes and EINTR; 0, or -1
- * with errno set (a write that makes no progress is EIO). */
+/* Write all n bytes to fd, through short writes and EINTR: 0, or -1 with
+ * errno set (errno is left alone on success). */
 int sys_write_all(int fd, const void *p, size_t n);
 _Noreturn void sys_abort(void);
 
