@@ -3,7 +3,8 @@
 #
 # Builds bench/{gcbench,binarytrees,allocbench,pauseprobe}.c once per
 # allocator (gomem, Boehm GC, glibc malloc, mimalloc, jemalloc) with cc -O2,
-# bench/poolbench.c for gomem only (the others have no pool), plus the Go
+# bench/poolbench.c and finalbench.c for gomem only (the others have no pool
+# and no finalizers), plus the Go
 # twins in bench/go with `go build`, then runs all variants
 # INTERLEAVED: for each repetition, every benchmark configuration runs once
 # per variant, the variant order rotating between repetitions, so machine
@@ -37,6 +38,7 @@
 #   --pool-batch LIST   objects taken per round by poolbench (default 1,4)
 #   --pool-threads L    default 1,2
 #   --pool-ops N        get+put pairs per thread (default 20000000)
+#   --final-count N     objects finalbench finalizes (default 1000000)
 #   --quick             small sizes, 1 repetition: under 2 minutes
 #   --no-build          reuse the binaries in bench/out/bin
 #   --out DIR           where results go (default bench/out/runs/<date>)
@@ -55,7 +57,7 @@ gomem_build=$ROOT/build
 gomem_link=shared
 gomem_rev=
 reps=
-only=gcbench,binarytrees,allocbench,pauseprobe,poolbench
+only=gcbench,binarytrees,allocbench,pauseprobe,poolbench,finalbench
 variants=gomem,go,boehm,malloc,mimalloc,jemalloc
 bt_n=21
 gc_depth=16
@@ -67,6 +69,7 @@ pause_rounds=200
 pool_batch=1,4
 pool_threads=1,2
 pool_ops=20000000
+final_count=1000000
 quick=0
 build=1
 out=
@@ -93,6 +96,7 @@ while [ $# -gt 0 ]; do
     --pool-batch) need "$@"; pool_batch=$2; shift ;;
     --pool-threads) need "$@"; pool_threads=$2; shift ;;
     --pool-ops) need "$@"; pool_ops=$2; shift ;;
+    --final-count) need "$@"; final_count=$2; shift ;;
     --quick) quick=1 ;;
     --no-build) build=0 ;;
     --out) need "$@"; out=$2; shift ;;
@@ -111,6 +115,7 @@ if [ "$quick" = 1 ]; then
     pause_mib=64
     pause_rounds=50
     pool_ops=2000000
+    final_count=100000
 fi
 [ -n "$reps" ] || { [ "$quick" = 1 ] && reps=1 || reps=5; }
 case $gomem_link in shared | static) ;; *) die "--gomem-link: shared or static" ;; esac
@@ -187,15 +192,17 @@ link_flags() {
     esac
 }
 
-# poolbench measures gm_pool against Go's sync.Pool: no other variant has
-# a pool.
+# poolbench measures gm_pool against Go's sync.Pool, finalbench finalizers
+# against Go's: no other variant has them.
 applies() {
-    case $1 in poolbench) case $2 in gomem | go) return 0 ;; esac; return 1 ;; esac
+    case $1 in poolbench | finalbench)
+        case $2 in gomem | go) return 0 ;; esac; return 1 ;;
+    esac
     return 0
 }
 
 BENCHES=()
-for b in gcbench binarytrees allocbench pauseprobe poolbench; do
+for b in gcbench binarytrees allocbench pauseprobe poolbench finalbench; do
     has "$only" "$b" && BENCHES+=("$b")
 done
 [ ${#BENCHES[@]} -gt 0 ] || die "--only selects no benchmark"
@@ -278,6 +285,10 @@ for b in "${BENCHES[@]}"; do
                 JOBS+=("poolbench|t=$t batch=$k n=$pool_ops|$t $k $pool_ops")
             done
         done ;;
+    finalbench)
+        # finalizers only: Go 1.19 has no AddCleanup to compare cleanups
+        # with (run finalbench-gomem cleanup N by hand)
+        JOBS+=("finalbench|finalizer n=$final_count|finalizer $final_count") ;;
     esac
 done
 

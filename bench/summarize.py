@@ -31,7 +31,7 @@ import sys
 
 VARIANT_ORDER = ["gomem", "go", "boehm", "malloc", "mimalloc", "jemalloc"]
 BENCH_ORDER = ["gcbench", "binarytrees", "allocbench", "pauseprobe",
-               "poolbench"]
+               "poolbench", "finalbench"]
 
 
 def load(path):
@@ -207,6 +207,12 @@ POOL_EXTRA = [
     ("GCs", "gcs", 0),
 ]
 
+FINAL_EXTRA = [
+    ("set ns/op", "set_ns_per_op", 1),
+    ("total ns/op", "total_ns_per_op", 1),
+    ("GCs", "gcs", 0),
+]
+
 
 def targets(groups, base):
     print("### Targets (medians)\n")
@@ -341,6 +347,8 @@ def main(argv):
                 extra = PAUSE_EXTRA
             elif bench == "poolbench":
                 extra = POOL_EXTRA
+            elif bench == "finalbench":
+                extra = FINAL_EXTRA
             wall_rss_table(variants, base, extra)
     targets(groups, base)
     return 0

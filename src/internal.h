@@ -495,6 +495,9 @@ void roots_snapshot_data(void);     /* before the world stops */
 void roots_scan(gcwork *w);         /* all roots; world stopped */
 void roots_scan_stacks(gcwork *w);  /* registers and stacks; world stopped */
 void roots_scan_globals(gcwork *w); /* data segments and user roots */
+/* gccheckmark's re-mark scans the copy of the collector's own stack the
+ * real mark took (roots.c). */
+extern bool roots_replay_own_stack;
 extern uint64_t gm_globals_scan_bytes, gm_stacks_scan_bytes;
 
 /* ---- Marking (mark.c) -----------------------------------------------------

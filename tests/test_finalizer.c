@@ -91,6 +91,7 @@ __attribute__((noinline)) static void test_runs_once(void)
 {
     fin_runs = 0;
     drop_finalizable(1, true);
+    clear_stack(); /* the dropped objects' frame */
     CHECK(wait_for(&fin_runs, 1), "the finalizer ran");
     for (int i = 0; i < 5; i++)
         collect();
@@ -133,7 +134,8 @@ __attribute__((noinline)) static void test_reachable_stay_alive(void)
 {
     fin_saw_bad = 0;
     drop_chain();
-    collect(); /* queued */
+    clear_stack(); /* the dropped objects' frame */
+    collect();     /* queued */
     for (int i = 0; i < 5; i++) {
         collect();
         /* churn, so that freed memory would be reused and overwritten */
@@ -180,6 +182,7 @@ __attribute__((noinline)) static void test_resurrection(void)
 {
     resurrected = NULL;
     drop_resurrectable(false);
+    clear_stack(); /* the dropped objects' frame */
     for (int i = 0;
          i < 1000 && !__atomic_load_n(&resurrected, __ATOMIC_ACQUIRE); i++) {
         collect();
@@ -197,6 +200,7 @@ __attribute__((noinline)) static void test_resurrection(void)
      * cleared for the resurrected object. */
     resurrected = NULL;
     drop_resurrectable(true);
+    clear_stack(); /* the dropped objects' frame */
     CHECK(wait_for(&weak_seen_in_finalizer, 1), "weak-checking finalizer ran");
     CHECK(weak_seen_in_finalizer == 1, "the weak pointer was NULL in the "
                                        "finalizer");
@@ -237,6 +241,7 @@ __attribute__((noinline)) static void test_cycle_and_clear(void)
 {
     cycle_runs = 0;
     drop_cycle();
+    clear_stack(); /* the dropped objects' frame */
     drop_cleared();
     for (int i = 0; i < 6; i++)
         collect();
@@ -290,6 +295,7 @@ __attribute__((noinline)) static void drop_selfref_cleanup(void)
 __attribute__((noinline)) static void test_cleanups(void)
 {
     drop_with_cleanups();
+    clear_stack(); /* the dropped objects' frame */
     drop_selfref_cleanup();
     CHECK(wait_for(&cleanup_runs, 2), "both remaining cleanups ran");
     for (int i = 0; i < 4; i++)
@@ -335,6 +341,8 @@ __attribute__((noinline)) static void test_weak(void)
     gm_keep_alive(o);
 
     drop_weak_target();
+
+    clear_stack(); /* the dropped objects' frame */
     collect();
     CHECK(gm_weak_value(dropped_weak) == NULL,
           "NULL once the object is unreachable");
@@ -366,6 +374,7 @@ __attribute__((noinline)) static void drop_many(long n)
 static void *thread_drop(void *arg)
 {
     drop_many((long)(intptr_t)arg);
+    clear_stack(); /* the dropped objects' frame */
     clear_stack();
     return NULL;
 }
@@ -394,6 +403,7 @@ __attribute__((noinline)) static void test_many(void)
     long big = (long)(1000000 * scale);
     many_runs = 0;
     drop_many(big);
+    clear_stack(); /* the dropped objects' frame */
     CHECK(wait_for(&many_runs, (unsigned long)big),
           "%ld dropped finalizable objects all finalized: %lu", big, many_runs);
     check_reclaimed();
