@@ -401,6 +401,9 @@ typedef struct gm_thread {
     uint32_t noprof;
     uint64_t prof_rand;
     const char *alloc_type;
+    /* Owner only: while it runs gc_start, a frame address at its entry;
+     * the scan of its own stack starts there (roots.c). 0 otherwise. */
+    uintptr_t collect_sp;
     struct gm_thread *next, *prev; /* sched.lock */
 } gm_thread;
 
@@ -466,6 +469,9 @@ void roots_snapshot_data(void);     /* before the world stops */
 void roots_scan(gcwork *w);         /* all roots; world stopped */
 void roots_scan_stacks(gcwork *w);  /* registers and stacks; world stopped */
 void roots_scan_globals(gcwork *w); /* data segments and user roots */
+/* A frame address below the caller's frame (a callee's): where a scan of
+ * the caller's stack starts so that it covers the caller's frame. */
+uintptr_t roots_frame_below(void);
 extern uint64_t gm_globals_scan_bytes, gm_stacks_scan_bytes;
 
 /* ---- Marking (mark.c) -----------------------------------------------------

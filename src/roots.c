@@ -121,18 +121,20 @@ void gm_remove_roots(void *start, void *end)
 }
 
 /* An address below the caller's frame: a callee's frame. */
-static __attribute__((noinline)) uintptr_t below_caller(void)
+__attribute__((noinline)) uintptr_t roots_frame_below(void)
 {
     return (uintptr_t)__builtin_frame_address(0);
 }
 
 /* Scans the collector's own stack after spilling its callee-saved registers
  * into this frame. They are saved below this frame's own frame address, so
- * the scan starts from a callee's frame, not from ours. */
+ * the scan starts from a callee's frame, not from ours; or, for a thread
+ * that entered the collector through gc_start, from where it entered
+ * (t->collect_sp: gc_start saved its registers above that point). */
 static __attribute__((noinline)) void scan_own_stack(gcwork *w, gm_thread *t)
 {
     __builtin_unwind_init();
-    uintptr_t sp = below_caller();
+    uintptr_t sp = t->collect_sp != 0 ? t->collect_sp : roots_frame_below();
     scan_block(w, sp, t->stack_hi);
     gm_stacks_scan_bytes += t->stack_hi - sp;
     __asm__ volatile("" ::: "memory"); /* keep the frame: no tail call */
