@@ -46,7 +46,9 @@ GM_API int gm_unregister_thread(void);
 GM_API void *gm_alloc(size_t size);        /* zeroed; scanned conservatively */
 GM_API void *gm_alloc_noscan(size_t size); /* zeroed; never scanned */
 GM_API void *gm_calloc(size_t n, size_t size); /* overflow-checked */
-GM_API void *gm_realloc(void *p, size_t size); /* keeps scan/noscan kind of p */
+GM_API void *gm_realloc(void *p, size_t size); /* keeps scan/noscan kind of p
+                                                  (a typed object's copy is
+                                                  scanned conservatively) */
 GM_API char *gm_strdup(const char *s);         /* noscan */
 GM_API void *gm_try_alloc(size_t size); /* as gm_alloc, NULL on out-of-memory */
 GM_API void gm_free(void *p); /* optional explicit free; NULL: no-op */
@@ -60,6 +62,10 @@ typedef struct gm_type gm_type;
 GM_API const gm_type *gm_type_new(const char *name, size_t size,
                                   const size_t *pointer_offsets,
                                   size_t n_pointers); /* immortal */
+/* count elements of t, zeroed. Scanned precisely: only the words at t's
+ * pointer offsets (of every element, and of the spare room up to
+ * gm_usable_size, which holds further elements) keep objects alive. A
+ * pointer into the object keeps it alive like any other. */
 GM_API void *gm_alloc_typed(const gm_type *t, size_t count);
 
 /* ---- Explicit write barrier (opt-in) ------------------------------------- */

@@ -70,9 +70,10 @@ static inline void stats_end(mcache *c)
     store_release(&c->stats_seq, c->stats_seq + 1);
 }
 
+/* The size class of central i's spans (as gm_mcentral[i].spanclass). */
 static inline unsigned central_sizeclass(unsigned i)
 {
-    return i == TINY_SPAN_CLASS ? TINY_SIZE_CLASS : spanclass_sizeclass(i);
+    return spanclass_sizeclass(gm_mcentral[i].spanclass);
 }
 
 /* Takes the span of central i out of the cache, counting its mallocs, and

@@ -1,8 +1,9 @@
 /*
  * Central free lists (Go's mcentral): one per span class, plus one for tiny
  * blocks (16-byte noscan spans kept apart so gm_free can tell a tiny block
- * from an ordinary 16-byte object), handing spans with free slots to
- * per-thread caches.
+ * from an ordinary 16-byte object) and one per size class for typed spans
+ * (objects of gm_alloc_typed, with heap bits: typed.c), handing spans with
+ * free slots to per-thread caches.
  *
  * Each central keeps partial and full lists, each in two generations indexed
  * by sweepgen: [sweepgen/2 % 2] holds swept spans, the other unswept ones.
@@ -33,15 +34,19 @@ void central_init(void)
     for (unsigned i = 0; i < NUM_CENTRALS; i++) {
         pthread_mutex_init(&gm_mcentral[i].lock, NULL);
         gm_mcentral[i].spanclass =
-            (uint8_t)(i == TINY_SPAN_CLASS
-                          ? make_spanclass(TINY_SIZE_CLASS, true)
-                          : i);
+            i == TINY_SPAN_CLASS  ? make_spanclass(TINY_SIZE_CLASS, true)
+            : i >= TYPED_CENTRAL0 ? make_spanclass(i - TYPED_CENTRAL0, false)
+                                  : (uint8_t)i;
     }
 }
 
 unsigned span_central(const mspan *s)
 {
-    return s->tiny ? TINY_SPAN_CLASS : s->spanclass;
+    if (s->tiny)
+        return TINY_SPAN_CLASS;
+    if (s->typed == SPAN_HEAPBITS)
+        return TYPED_CENTRAL0 + spanclass_sizeclass(s->spanclass);
+    return s->spanclass;
 }
 
 static void push_swept_locked(mcentral *c, mspan *s, uint32_t sg)
@@ -92,7 +97,8 @@ static mspan *grow(unsigned central)
     mspan *s = mheap_alloc(npages, &needzero);
     if (s == NULL)
         return NULL;
-    span_init_small(s, c->spanclass, central == TINY_SPAN_CLASS);
+    span_init_small(s, c->spanclass, central == TINY_SPAN_CLASS,
+                    central >= TYPED_CENTRAL0);
     s->needzero = needzero;
     return s;
 }

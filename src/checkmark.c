@@ -70,9 +70,7 @@ void checkmark_run(void (*scan_roots)(gcwork *w))
         gm_throw("checkmark: out of memory");
     sv.words = buf;
     arena_for_each_span(save_marks, &sv);
-    roots_replay_own_stack = true; /* see roots.c */
     mark_run(scan_roots, false);
-    roots_replay_own_stack = false;
     sv.words = buf;
     arena_for_each_span(compare_marks, &sv);
     sys_free(buf, bytes);

@@ -26,6 +26,8 @@ struct freenode {
 static char *chunk_next, *chunk_end;
 static struct freenode *free_spans;
 static struct freenode *free_bits[MAX_BITMAP_WORDS + 1];
+enum { MAX_HEAPBITS_PAGES = 16 }; /* > any small span's pages */
+static struct freenode *free_heapbits[MAX_HEAPBITS_PAGES + 1];
 
 /* align: a power of two up to 64 (chunks are page aligned). The bytes
  * move from other_sys to *stat (NULL: they stay other_sys). */
@@ -108,4 +110,27 @@ void fixalloc_free_bits(uint64_t *b, unsigned words)
     struct freenode *n = (struct freenode *)b;
     n->next = free_bits[words];
     free_bits[words] = n;
+}
+
+uint64_t *fixalloc_heapbits(uintptr_t npages)
+{
+    if (npages > MAX_HEAPBITS_PAGES)
+        gm_throw("heap bits for a %zu-page span", (size_t)npages);
+    size_t bytes = npages * HEAPBITS_WORDS_PER_PAGE * sizeof(uint64_t);
+    uint64_t *b;
+    if (free_heapbits[npages] != NULL) {
+        b = (uint64_t *)free_heapbits[npages];
+        free_heapbits[npages] = free_heapbits[npages]->next;
+    } else {
+        b = fixalloc_persistent(bytes);
+    }
+    memset(b, 0, bytes);
+    return b;
+}
+
+void fixalloc_free_heapbits(uint64_t *b, uintptr_t npages)
+{
+    struct freenode *n = (struct freenode *)b;
+    n->next = free_heapbits[npages];
+    free_heapbits[npages] = n;
 }

@@ -184,11 +184,32 @@ static bool trigger_holds(int trigger)
     return gc_should_trigger();
 }
 
+static void gc_start_entered(int trigger);
+
+/* The calling thread's own frames from here down are the collector's: the
+ * root scan of its stack starts here (roots_enter_collector), with its
+ * registers saved in this frame (__builtin_unwind_init), so the stale
+ * heap addresses that sweeping and marking leave in the collector's
+ * frames keep nothing alive. The program's frames above are scanned as
+ * ever: whatever the program holds lives there or in these registers. */
 void gc_start(int trigger)
 {
     ensure_init();
     if (gm_self == NULL)
         thread_register_self(false);
+    __builtin_unwind_init();
+    gm_thread *self = gm_self;
+    bool outer = self->collect_sp == 0;
+    if (outer)
+        self->collect_sp = roots_frame_below();
+    gc_start_entered(trigger);
+    if (outer)
+        self->collect_sp = 0;
+    __asm__ volatile("" ::: "memory"); /* keep the frame: no tail call */
+}
+
+static __attribute__((noinline)) void gc_start_entered(int trigger)
+{
     if (trigger != GC_TRIGGER_FORCED && gm_debugvars.gcstoptheworld == 0 &&
         !mark_is_small()) {
         if (!gc_try_acquire())

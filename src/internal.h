@@ -69,10 +69,13 @@ enum {
     HEAP_CHUNK = 4 << 20,                    /* heap grows by >= 4 MiB */
     NUM_SPAN_CLASSES = NUM_SIZE_CLASSES * 2, /* class<<1 | noscan */
     TINY_SPAN_CLASS = NUM_SPAN_CLASSES,      /* tiny blocks: own central */
-    NUM_CENTRALS = NUM_SPAN_CLASSES + 1,
+    /* typed spans (heap bits) of size class c: central TYPED_CENTRAL0 + c */
+    TYPED_CENTRAL0 = NUM_SPAN_CLASSES + 1,
+    NUM_CENTRALS = TYPED_CENTRAL0 + NUM_SIZE_CLASSES,
     MAX_OBJS_PER_SPAN = 1024,
     MAX_BITMAP_WORDS = MAX_OBJS_PER_SPAN / 64,
     OBLET_BYTES = 128 << 10, /* large objects scanned in parts */
+    HEAPBITS_WORDS_PER_PAGE = PAGE_SIZE / 8 / 64, /* 1 bit per heap word */
 };
 #define ARENA_BYTES ((uintptr_t)1 << ARENA_SHIFT)
 
@@ -127,6 +130,14 @@ enum span_state {
  * bits[3g] alloc, bits[3g+1] mark, bits[3g+2] freed, so the marker's three
  * tests for one object touch one cache line.
  *
+ * Pointer metadata (typed.c): typed is SPAN_UNTYPED (objects scanned
+ * conservatively, or never if noscan), SPAN_HEAPBITS (a small span of a
+ * typed central: heapbits holds 1 bit per word of the span, set for the
+ * words that hold pointers, written by the owner as it allocates each slot)
+ * or SPAN_LARGETYPE (a large object of type largetype). typed, heapbits and
+ * largetype are fixed while in use; heap bits words are stored and loaded
+ * relaxed (the marker reads them while the owner writes other slots' bits).
+ *
  * sweepgen relative to mheap.sweepgen (h), as in Go:
  *   h-2 needs sweeping; h-1 being swept; h swept.
  * (Go also has h+1/h+3 for spans cached across a cycle; gomem empties every
@@ -148,8 +159,9 @@ typedef struct mspan {
     uint32_t divmul;
     uint16_t freeindex, nelems;
     uint8_t spanclass, state, hasfreed, tiny;
-    uint32_t sweepgen;
+    uint8_t typed; /* enum span_typed */
     struct mspan *next, *prev;
+    uint32_t sweepgen;
     uintptr_t npages;
     uint64_t alloccache; /* ~alloc bits from freeindex, for ctz */
     uint16_t alloccount;
@@ -160,8 +172,14 @@ typedef struct mspan {
                             the OS (their bits in heap_arena.scav are set) */
     uint8_t allocblack;  /* cached during a mark: free slots pre-marked */
     uint8_t speciallock; /* spin lock over specials (special.c) */
-    struct special *specials; /* sorted by offset; speciallock */
+    struct special *specials;        /* sorted by offset; speciallock */
+    uint64_t *heapbits;              /* SPAN_HEAPBITS */
+    const struct gm_type *largetype; /* SPAN_LARGETYPE */
 } __attribute__((aligned(64))) mspan;
+
+enum span_typed { SPAN_UNTYPED, SPAN_HEAPBITS, SPAN_LARGETYPE };
+_Static_assert(offsetof(mspan, typed) < 64,
+               "the fields the marker reads share one cache line");
 
 static inline uintptr_t span_objindex(const mspan *s, uintptr_t p)
 {
@@ -197,8 +215,10 @@ static inline unsigned span_bitmap_words(unsigned nelems)
     return (nelems + 63) / 64;
 }
 
-void span_init_small(mspan *s, uint8_t spanclass, bool tiny);
-void span_init_large(mspan *s, uint8_t spanclass);
+/* typed: a span of a typed central, with heap bits. */
+void span_init_small(mspan *s, uint8_t spanclass, bool tiny, bool typed);
+/* t: the type of a typed large object, else NULL. */
+void span_init_large(mspan *s, uint8_t spanclass, const struct gm_type *t);
 /* Refill alloccache from the alloc bits at freeindex (rounded down to 64). */
 void span_refill_alloccache(mspan *s, uintptr_t whichbyte);
 /* Next free slot index >= freeindex, or nelems; advances freeindex. */
@@ -295,6 +315,9 @@ mspan *fixalloc_span(void);
 void fixalloc_free_span(mspan *s);
 uint64_t *fixalloc_bits(unsigned words);
 void fixalloc_free_bits(uint64_t *b, unsigned words);
+/* Heap bits of a typed span of npages pages (small-span sizes), zeroed. */
+uint64_t *fixalloc_heapbits(uintptr_t npages);
+void fixalloc_free_heapbits(uint64_t *b, uintptr_t npages);
 void *fixalloc_persistent(size_t size); /* never freed */
 
 /* ---- The page heap (pageheap.c) -------------------------------------------
@@ -406,6 +429,9 @@ typedef struct gm_thread {
     uint64_t prof_rand;
     const char *alloc_type;
     uint32_t pool_slot; /* pool.c: 1 + its part in every pool, 0 if none */
+    /* Owner only: while it runs gc_start, a frame address at its entry;
+     * the scan of its own stack starts there (roots.c). 0 otherwise. */
+    uintptr_t collect_sp;
     struct gm_thread *next, *prev; /* sched.lock */
 } gm_thread;
 
@@ -485,7 +511,52 @@ void mcache_read_stats(mcache *c, uint64_t nmalloc[NUM_SIZE_CLASSES],
  * leaf of a heap profile's stack); NULL for gomem's own allocations, which
  * are never sampled. */
 void *mallocgc(size_t size, bool noscan, bool can_fail, const void *ra);
+/* The same for an array of a pointerful type t (size: the whole array),
+ * scanned precisely (typed.c). */
+void *mallocgc_typed(size_t size, const struct gm_type *t, const void *ra);
 extern void *gm_zerobase;
+
+/* ---- Typed objects (typed.c) ----------------------------------------------
+ */
+
+/*
+ * A type descriptor (gm_type_new), immortal, off-heap. mask: bit i set iff
+ * word i of the type holds a pointer, for a type of at least 64 words;
+ * a smaller type's mask is repeated whole until it covers at least 64 words
+ * (period: the words the mask describes, a multiple of the type's size in
+ * words), so that 64 bits at any place of an array of the type come from
+ * at most two pieces of it. Only the words up to the last set bit are
+ * stored (nmask of them); the rest of the period reads as zero.
+ */
+struct gm_type {
+    const char *name;
+    size_t size;
+    size_t n_pointers;
+    bool noscan;
+    uintptr_t period; /* words; >= 64 unless noscan */
+    uintptr_t nmask;  /* words of mask[] */
+    uint64_t mask[];
+};
+
+/* 64 bits of the mask of an array of t, tiled without end from word q of
+ * its period on (q < t->period): bit k is word q + k. */
+static inline uint64_t type_mask_at(const struct gm_type *t, uintptr_t q)
+{
+    uintptr_t i = q / 64;
+    unsigned sh = q % 64;
+    uint64_t x = i < t->nmask ? t->mask[i] >> sh : 0;
+    if (sh != 0 && i + 1 < t->nmask)
+        x |= t->mask[i + 1] << (64 - sh);
+    uintptr_t left = t->period - q;
+    if (left < 64)
+        x = (x & (((uint64_t)1 << left) - 1)) | (t->mask[0] << left);
+    return x;
+}
+
+/* Writes the heap bits of the slot at v of the typed span s (its owner,
+ * in the runtime): t's mask tiled over the whole slot, so spare room past
+ * the array holds further elements of t. */
+void heapbits_set(mspan *s, uintptr_t v, const struct gm_type *t);
 
 /* ---- Roots (roots.c) ------------------------------------------------------
  */
@@ -495,9 +566,9 @@ void roots_snapshot_data(void);     /* before the world stops */
 void roots_scan(gcwork *w);         /* all roots; world stopped */
 void roots_scan_stacks(gcwork *w);  /* registers and stacks; world stopped */
 void roots_scan_globals(gcwork *w); /* data segments and user roots */
-/* gccheckmark's re-mark scans the copy of the collector's own stack the
- * real mark took (roots.c). */
-extern bool roots_replay_own_stack;
+/* A frame address below the caller's frame (a callee's): where a scan of
+ * the caller's stack starts so that it covers the caller's frame. */
+uintptr_t roots_frame_below(void);
 extern uint64_t gm_globals_scan_bytes, gm_stacks_scan_bytes;
 
 /* ---- Marking (mark.c) -----------------------------------------------------

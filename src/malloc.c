@@ -7,6 +7,9 @@
  *    atomic read-modify-write; an exhausted span is swapped at the central.
  *  - tiny (noscan, < 16 B): carved from the thread's current 16-byte block.
  *  - large (> 32 KiB): a span of its own from the page heap.
+ *  - typed (gm_alloc_typed of a pointerful type, through mallocgc_typed):
+ *    small ones from the typed span of their class, whose heap bits are
+ *    written for the slot (typed.c); large ones record the type in the span.
  * All of it runs between acquirem and releasem, so a collection never sees a
  * half-made allocation. A collection is started, if the pacer's trigger has
  * been crossed, only after a refill or a large allocation, outside the
@@ -130,11 +133,10 @@ static void *alloc_tiny(mcache *c, size_t size, bool *refilled, uintptr_t *slot)
     return (void *)v;
 }
 
+/* spc: the central (span class, or typed central) to allocate from. */
 static inline __attribute__((always_inline)) void *
-alloc_small(mcache *c, size_t size, bool noscan, bool *refilled,
-            uintptr_t *slot)
+alloc_small(mcache *c, unsigned spc, bool *refilled, uintptr_t *slot)
 {
-    unsigned spc = make_spanclass(size_to_class(size), noscan);
     mspan *s = c->alloc[spc];
     uintptr_t v = next_free_fast(s);
     if (unlikely(v == 0)) {
@@ -149,7 +151,21 @@ alloc_small(mcache *c, size_t size, bool noscan, bool *refilled,
     return (void *)v;
 }
 
-static void *alloc_large(size_t size, bool noscan, uintptr_t *slot)
+/* A small object of pointerful type t: a slot of a typed span, whose heap
+ * bits then describe t (typed.c). */
+static void *alloc_small_typed(mcache *c, size_t size, const gm_type *t,
+                               bool *refilled, uintptr_t *slot)
+{
+    unsigned central = TYPED_CENTRAL0 + size_to_class(size);
+    void *v = alloc_small(c, central, refilled, slot);
+    if (v != NULL)
+        heapbits_set(c->alloc[central], (uintptr_t)v, t);
+    return v;
+}
+
+/* typ: the type of a typed object, else NULL. */
+static void *alloc_large(size_t size, bool noscan, const gm_type *typ,
+                         uintptr_t *slot)
 {
     uintptr_t npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
     sweep_reclaim(npages);
@@ -157,7 +173,7 @@ static void *alloc_large(size_t size, bool noscan, uintptr_t *slot)
     mspan *s = mheap_alloc(npages, &needzero);
     if (s == NULL)
         return NULL;
-    span_init_large(s, make_spanclass(0, noscan));
+    span_init_large(s, make_spanclass(0, noscan), typ);
     store_release(&s->sweepgen, load_acquire(&gm_mheap.sweepgen));
     if (needzero)
         memset((void *)s->base, 0, s->elemsize);
@@ -186,8 +202,9 @@ static gm_thread *self_slow(void)
     return thread_register_self(false);
 }
 
+/* typ: NULL, or the pointerful type of a typed array (noscan false). */
 static inline __attribute__((always_inline)) void *
-mallocgc_once(size_t size, bool noscan, const void *ra)
+mallocgc_once(size_t size, bool noscan, const gm_type *typ, const void *ra)
 {
     gm_thread *t = gm_self;
     if (unlikely(t == NULL))
@@ -200,10 +217,14 @@ mallocgc_once(size_t size, bool noscan, const void *ra)
     if (likely(size <= MAX_SMALL_SIZE)) {
         if (noscan && size < TINY_SIZE)
             v = alloc_tiny(t->cache, size, &refilled, &slot);
+        else if (typ != NULL)
+            v = alloc_small_typed(t->cache, size, typ, &refilled, &slot);
         else
-            v = alloc_small(t->cache, size, noscan, &refilled, &slot);
+            v = alloc_small(t->cache,
+                            make_spanclass(size_to_class(size), noscan),
+                            &refilled, &slot);
     } else {
-        v = alloc_large(size, noscan, &slot);
+        v = alloc_large(size, noscan, typ, &slot);
         refilled = true;
     }
     if (unlikely(refilled)) {
@@ -227,13 +248,15 @@ mallocgc_once(size_t size, bool noscan, const void *ra)
 
 /* Out of memory after one attempt: collect, release, retry; then NULL or
  * the fatal error. */
-static __attribute__((noinline)) void *
-alloc_failed(size_t size, bool noscan, bool can_fail, const void *ra)
+static __attribute__((noinline)) void *alloc_failed(size_t size, bool noscan,
+                                                    const gm_type *typ,
+                                                    bool can_fail,
+                                                    const void *ra)
 {
     void *v = NULL;
     if (size < MAX_ALLOC) {
         gm_free_os_memory(); /* a full collection, then retry */
-        v = mallocgc_once(size, noscan, ra);
+        v = mallocgc_once(size, noscan, typ, ra);
     }
     if (v != NULL)
         return v;
@@ -254,9 +277,20 @@ void *mallocgc(size_t size, bool noscan, bool can_fail, const void *ra)
 {
     if (unlikely(size == 0))
         return gm_zerobase;
-    void *v = likely(size < MAX_ALLOC) ? mallocgc_once(size, noscan, ra) : NULL;
+    void *v =
+        likely(size < MAX_ALLOC) ? mallocgc_once(size, noscan, NULL, ra) : NULL;
     if (unlikely(v == NULL))
-        v = alloc_failed(size, noscan, can_fail, ra);
+        v = alloc_failed(size, noscan, NULL, can_fail, ra);
+    return v;
+}
+
+void *mallocgc_typed(size_t size, const gm_type *t, const void *ra)
+{
+    if (size == 0)
+        return gm_zerobase;
+    void *v = size < MAX_ALLOC ? mallocgc_once(size, false, t, ra) : NULL;
+    if (v == NULL)
+        v = alloc_failed(size, false, t, false, ra);
     return v;
 }
 
@@ -453,6 +487,9 @@ void *gm_realloc(void *p, size_t size)
         memset((char *)p + size, 0, old - size);
         return p;
     }
+    /* The copy keeps scan/noscan, not a type: a small typed object's slot
+     * records its pointer words, not its type, so a typed object's copy is
+     * scanned conservatively (always safe). */
     void *q = mallocgc(size, spanclass_noscan(s->spanclass), false, CALLER);
     memcpy(q, p, size < old ? size : old);
     if (!s->tiny)

@@ -1,6 +1,7 @@
 /*
- * Marking: conservative tri-color marking with explicit gray stacks. Two
- * ways to run it:
+ * Marking: tri-color marking with explicit gray stacks, conservative for
+ * untyped objects and roots, precise for typed objects. Two ways to run
+ * it:
  *  - mark_run: with the world stopped, by several workers in parallel (the
  *    collector thread plus one helper per extra CPU): stop-the-world cycles
  *    and the final drain of mark termination;
@@ -12,10 +13,13 @@
  * White: mark bit clear. Gray: marked and queued in some worker's work
  * buffer or on the global full list. Black: marked and scanned. Any aligned
  * word that points into an allocated object (an interior pointer counts)
- * shades that object. Noscan objects (and tiny blocks) are blackened at
- * once, never queued. Large objects are queued in oblets of at most
- * 128 KiB, as in Go, so one huge array is scanned in bounded steps and can
- * be shared between workers.
+ * shades that object; the words scanned are every word of a root range or
+ * untyped object, and only the pointer words of a typed object (typed.c:
+ * its span's heap bits, or a large object's type), whose queued ranges
+ * carry TYPED_TAG in lo. Written pages are rescanned by the same rule.
+ * Noscan objects (and tiny blocks) are blackened at once, never queued. Large
+ * objects are queued in oblets of at most 128 KiB, as in Go, so one huge array
+ * is scanned in bounded steps and can be shared between workers.
  *
  * Work distribution (Go's gcWork, simplified): each worker pops from its own
  * buffer. A full buffer goes to the global list; and when some worker is
@@ -45,6 +49,7 @@ enum {
     SHARE_CHECK_MASK = 63,     /* look for idle workers every 64 pops */
     SHARE_MIN_FOR_HELPER = 16, /* enough queued work to wake a helper */
     MAX_MARK_HELPERS = 7,
+    TYPED_TAG = 1, /* in a queued range's lo: a typed object's range */
 };
 
 typedef struct workbuf {
@@ -250,8 +255,9 @@ static inline void grey_object(gcwork *w, uintptr_t p)
         return;
     uintptr_t base = s->base + i * s->elemsize;
     uintptr_t end = base + s->elemsize;
+    uintptr_t tag = s->typed != SPAN_UNTYPED ? TYPED_TAG : 0;
     for (uintptr_t lo = base; lo < end; lo += OBLET_BYTES)
-        push(w, lo, end - lo > OBLET_BYTES ? lo + OBLET_BYTES : end);
+        push(w, lo | tag, end - lo > OBLET_BYTES ? lo + OBLET_BYTES : end);
 }
 
 void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi)
@@ -268,6 +274,72 @@ void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi)
         if (v - heap_lo < span)
             grey_object(w, v);
     }
+}
+
+/* Shades what the words at p + 8k hold, for each bit k set in m. */
+static inline void scan_mask(gcwork *w, uintptr_t p, uint64_t m,
+                             uintptr_t heap_lo, uintptr_t span)
+{
+    while (m != 0) {
+        unsigned k = (unsigned)__builtin_ctzll(m);
+        m &= m - 1;
+        uintptr_t v = load_relaxed((const uintptr_t *)(p + 8 * (uintptr_t)k));
+        if (v - heap_lo < span)
+            grey_object(w, v);
+    }
+}
+
+/* Scans the pointer words of [lo, hi), a part of the objects of the typed
+ * span s: those its heap bits mark, or for a large object those its type
+ * marks (the type's mask tiled from the span's base). */
+static void scan_precise(gcwork *w, mspan *s, uintptr_t lo, uintptr_t hi)
+{
+    lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    hi &= ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    if (hi <= lo)
+        return;
+    w->scan_work += hi - lo;
+    uintptr_t heap_lo = load_relaxed(&gm_arena_bounds.lo);
+    uintptr_t span = load_relaxed(&gm_arena_bounds.hi) - heap_lo;
+    uintptr_t base = s->base;
+    uintptr_t j = (lo - base) / 8, end = (hi - base) / 8; /* words */
+    if (s->typed == SPAN_HEAPBITS) {
+        const uint64_t *hb = s->heapbits;
+        while (j < end) {
+            unsigned o = j % 64;
+            uintptr_t len = 64 - o < end - j ? 64 - o : end - j;
+            uint64_t m = load_relaxed(&hb[j / 64]) >> o;
+            if (len < 64)
+                m &= ((uint64_t)1 << len) - 1;
+            scan_mask(w, base + 8 * j, m, heap_lo, span);
+            j += len;
+        }
+        return;
+    }
+    const gm_type *t = s->largetype;
+    uintptr_t q = j % t->period;
+    while (j < end) {
+        uintptr_t len = end - j < 64 ? end - j : 64;
+        uint64_t m = type_mask_at(t, q);
+        if (len < 64)
+            m &= ((uint64_t)1 << len) - 1;
+        scan_mask(w, base + 8 * j, m, heap_lo, span);
+        j += len;
+        q += len; /* len <= 64 <= period */
+        if (q >= t->period)
+            q -= t->period;
+    }
+}
+
+/* A queued range of a typed object (tagged by grey_object). */
+static __attribute__((noinline)) void scan_typed(gcwork *w, uintptr_t lo,
+                                                 uintptr_t hi)
+{
+    mspan *s = span_of(lo);
+    if (likely(s != NULL && s->typed != SPAN_UNTYPED))
+        scan_precise(w, s, lo, hi);
+    else
+        scan_block(w, lo, hi); /* cannot happen; conservative is safe */
 }
 
 /*
@@ -309,7 +381,10 @@ static bool drain(gcwork *w, int64_t budget)
         hi = fifo[head].hi;
         head = (head + 1) % PREFETCH_DEPTH;
         count--;
-        scan_block(w, lo, hi);
+        if (lo & TYPED_TAG)
+            scan_typed(w, lo & ~(uintptr_t)TYPED_TAG, hi);
+        else
+            scan_block(w, lo, hi);
         if (unlikely(w->scan_work >= stop)) {
             /* out of budget: what the FIFO holds goes back to w */
             for (; count > 0; count--, head = (head + 1) % PREFETCH_DEPTH)
@@ -346,8 +421,12 @@ void scan_written(gcwork *w, uintptr_t lo, uintptr_t hi)
         if (span_is_allocated(s, i) &&
             ((load_relaxed(span_markw(s, i)) & bit_of(i)) ||
              (load_relaxed(&s->specials) != NULL &&
-              special_has_finalizer(s, obj))))
-            scan_block(w, p, end);
+              special_has_finalizer(s, obj)))) {
+            if (s->typed != SPAN_UNTYPED)
+                scan_precise(w, s, p, end);
+            else
+                scan_block(w, p, end);
+        }
         p = end;
     }
 }

@@ -266,6 +266,8 @@ void mheap_free_span(mspan *s)
         fixalloc_free_bits(s->bits, span_bitmap_words(s->nelems));
         s->bits = NULL;
     }
+    if (s->heapbits != NULL)
+        fixalloc_free_heapbits(s->heapbits, s->npages);
     gm_mheap.pages_inuse -= s->npages;
     gm_mheap.pages_free += s->npages;
     uintptr_t first = s->base >> PAGE_SHIFT;

@@ -121,47 +121,20 @@ void gm_remove_roots(void *start, void *end)
 }
 
 /* An address below the caller's frame: a callee's frame. */
-static __attribute__((noinline)) uintptr_t below_caller(void)
+__attribute__((noinline)) uintptr_t roots_frame_below(void)
 {
     return (uintptr_t)__builtin_frame_address(0);
 }
 
-/* gccheckmark: the words of its own stack the collector scanned in the
- * real mark. The re-mark scans this copy, not the live stack: it runs in
- * deeper frames, whose stale words (the real mark's own locals among
- * them) would be roots the real mark never saw. World stopped. */
-bool roots_replay_own_stack;
-static uintptr_t *own_copy;
-static size_t own_words, own_cap;
-
-static void save_own_stack(uintptr_t lo, uintptr_t hi)
-{
-    size_t n = (hi - lo) / sizeof(uintptr_t);
-    if (n > own_cap) {
-        if (own_copy != NULL)
-            sys_free(own_copy, own_cap * sizeof(uintptr_t));
-        own_cap = n + 4096;
-        own_copy = sys_alloc(own_cap * sizeof(uintptr_t));
-        if (own_copy == NULL)
-            gm_throw("checkmark: out of memory copying a stack");
-    }
-    memcpy(own_copy, (const void *)lo, n * sizeof(uintptr_t));
-    own_words = n;
-}
-
 /* Scans the collector's own stack after spilling its callee-saved registers
  * into this frame. They are saved below this frame's own frame address, so
- * the scan starts from a callee's frame, not from ours. */
+ * the scan starts from a callee's frame, not from ours; or, for a thread
+ * that entered the collector through gc_start, from where it entered
+ * (t->collect_sp: gc_start saved its registers above that point). */
 static __attribute__((noinline)) void scan_own_stack(gcwork *w, gm_thread *t)
 {
     __builtin_unwind_init();
-    uintptr_t sp = below_caller();
-    if (roots_replay_own_stack) {
-        scan_block(w, (uintptr_t)own_copy, (uintptr_t)(own_copy + own_words));
-        return;
-    }
-    if (gm_debugvars.gccheckmark)
-        save_own_stack(sp, t->stack_hi);
+    uintptr_t sp = t->collect_sp != 0 ? t->collect_sp : roots_frame_below();
     scan_block(w, sp, t->stack_hi);
     gm_stacks_scan_bytes += t->stack_hi - sp;
     __asm__ volatile("" ::: "memory"); /* keep the frame: no tail call */

@@ -36,8 +36,10 @@
  *
  * Protection: the goals, released_bg, started and wake_word are atomic;
  * wake_word is the futex the thread sleeps on (bumped by every wake-up, so
- * no wake-up is lost between a check and the wait). bg_cursor and
- * pass_released belong to the scavenger thread.
+ * no wake-up is lost between a check and the wait). pass_released, and
+ * the cursor (a local of the scavenger thread: in a global, the heap
+ * address it holds would be a root and keep the object there alive),
+ * belong to the scavenger thread.
  */
 #include "internal.h"
 
@@ -55,7 +57,6 @@ enum {
 static uint64_t gcpercent_goal = UINT64_MAX, memlimit_goal = UINT64_MAX;
 static uint64_t released_bg; /* bytes, since the last scavtrace line */
 static uint32_t wake_word, started;
-static scav_cursor bg_cursor;
 static uintptr_t pass_released; /* pages released by this pass */
 
 /* Go's mappedReady: what gomem holds from the OS, less released pages. */
@@ -146,7 +147,8 @@ void scavenge_sweep_done(void)
 
 /* Release chunks for at least MIN_SCAV_WORK_NS or until the goals are met.
  * *exhausted: a whole pass over the heap found nothing to release. */
-static uintptr_t scavenger_run(int64_t *worked, bool *busy, bool *exhausted)
+static uintptr_t scavenger_run(scav_cursor *cursor, int64_t *worked, bool *busy,
+                               bool *exhausted)
 {
     uintptr_t released = 0;
     int64_t start = sys_nanotime();
@@ -155,14 +157,14 @@ static uintptr_t scavenger_run(int64_t *worked, bool *busy, bool *exhausted)
     while (*worked < MIN_SCAV_WORK_NS && goals_unmet()) {
         gm_thread *m = acquirem();
         uintptr_t n =
-            mheap_scavenge(&bg_cursor, SCAVENGE_QUANTUM / PAGE_SIZE, busy);
+            mheap_scavenge(cursor, SCAVENGE_QUANTUM / PAGE_SIZE, busy);
         releasem(m);
         *worked = sys_nanotime() - start;
         if (*busy)
             break;
         released += n;
         pass_released += n;
-        if (bg_cursor.done) {
+        if (cursor->done) {
             bool fruitless = pass_released == 0;
             pass_released = 0; /* the next call starts again at the top */
             if (fruitless) {
@@ -202,12 +204,13 @@ static void *bgscavenge(void *arg)
     (void)arg;
     thread_register_self(true);
     int64_t ncpu = sys_ncpu();
+    scav_cursor cursor = {0};
     for (;;) {
         uint32_t seen = load_acquire(&wake_word);
         while (goals_unmet()) {
             int64_t worked;
             bool busy, exhausted;
-            uintptr_t n = scavenger_run(&worked, &busy, &exhausted);
+            uintptr_t n = scavenger_run(&cursor, &worked, &busy, &exhausted);
             fetch_add(&released_bg, (uint64_t)n * PAGE_SIZE);
             fetch_add(&gm_stat.cpu_scavenge_bg_ns, worked);
             if (exhausted)
@@ -228,7 +231,7 @@ static void *bgscavenge(void *arg)
         /* Woken: pages may have been freed anywhere (a sweep ended, a goal
          * moved). Start the next pass at the top, as Go starts a new
          * search each cycle. */
-        bg_cursor = (scav_cursor){0};
+        cursor = (scav_cursor){0};
         pass_released = 0;
     }
     return NULL;
@@ -249,7 +252,6 @@ void scavenge_after_fork_child(void)
 {
     started = 0;
     wake_word = 0;
-    bg_cursor = (scav_cursor){0};
     pass_released = 0;
 }
 

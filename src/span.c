@@ -9,42 +9,47 @@
  */
 #include "internal.h"
 
-static void span_init_bits(mspan *s)
+static void span_init_bits(mspan *s, bool heapbits)
 {
     unsigned w = span_bitmap_words(s->nelems);
     mheap_lock();
     s->bits = fixalloc_bits(w);
+    s->heapbits = heapbits ? fixalloc_heapbits(s->npages) : NULL;
     mheap_unlock();
     s->hasfreed = 0;
 }
 
-void span_init_small(mspan *s, uint8_t spanclass, bool tiny)
+void span_init_small(mspan *s, uint8_t spanclass, bool tiny, bool typed)
 {
     unsigned cls = spanclass_sizeclass(spanclass);
     s->spanclass = spanclass;
     s->tiny = tiny;
+    s->typed = typed ? SPAN_HEAPBITS : SPAN_UNTYPED;
+    s->largetype = NULL;
     s->elemsize = gm_class_to_size[cls];
     s->nelems = (uint16_t)(s->npages * PAGE_SIZE / s->elemsize);
     s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
     s->divmul = gm_class_to_divmagic[cls];
     s->freeindex = 0;
     s->alloccount = 0;
-    span_init_bits(s);
+    span_init_bits(s, typed);
     s->alloccache = ~(uint64_t)0;
     store_release(&s->state, MSPAN_INUSE);
 }
 
-void span_init_large(mspan *s, uint8_t spanclass)
+void span_init_large(mspan *s, uint8_t spanclass, const gm_type *t)
 {
     s->spanclass = spanclass;
     s->tiny = 0;
+    s->typed = t != NULL ? SPAN_LARGETYPE : SPAN_UNTYPED;
+    s->largetype = t;
     s->elemsize = s->npages * PAGE_SIZE;
     s->nelems = 1;
     s->limit = s->base + s->elemsize;
     s->divmul = 0;
     s->freeindex = 1;
     s->alloccount = 1;
-    span_init_bits(s);
+    span_init_bits(s, false);
     s->alloccache = 0;
     /* allocate-black: a large object made during a mark is marked */
     if (load_acquire(&gm_gcblacken)) {

@@ -20,6 +20,14 @@ static void check_span(mspan *s, uint32_t sg)
     if (cls != 0 && s->elemsize != gm_class_to_size[cls])
         gm_throw("verify: span %p elemsize %zu != class %zu size",
                  (void *)s->base, (size_t)s->elemsize, (size_t)cls);
+    if ((s->typed == SPAN_HEAPBITS) != (s->heapbits != NULL) ||
+        (s->typed == SPAN_LARGETYPE) != (s->largetype != NULL) ||
+        (s->typed != SPAN_UNTYPED &&
+         (spanclass_noscan(s->spanclass) || s->tiny ||
+          (s->typed == SPAN_HEAPBITS) != (cls != 0))))
+        gm_throw("verify: span %p (class %zu) typed %u has the wrong "
+                 "pointer metadata",
+                 (void *)s->base, (size_t)cls, s->typed);
     if (s->freeindex > s->nelems)
         gm_throw("verify: span %p freeindex %u > nelems %u", (void *)s->base,
                  s->freeindex, s->nelems);

@@ -110,6 +110,41 @@ static void alloc_huge(void)
     gm_keep_alive(gm_alloc((size_t)1 << 62));
 }
 
+static void type_offset_unaligned(void)
+{
+    static const size_t offs[] = {0, 12};
+    announce("gm_type_new(bad): pointer offset 12");
+    gm_type_new("bad", 24, offs, 2);
+}
+
+static void type_offset_outside(void)
+{
+    static const size_t offs[] = {24};
+    announce("gm_type_new(out): pointer offset 24");
+    gm_type_new("out", 24, offs, 1);
+}
+
+static void type_size_unaligned(void)
+{
+    static const size_t offs[] = {0};
+    announce("gm_type_new(odd): the size 12");
+    gm_type_new("odd", 12, offs, 1);
+}
+
+static void alloc_typed_overflow(void)
+{
+    static const size_t offs[] = {0};
+    const gm_type *t = gm_type_new("big", 64, offs, 1);
+    announce("gm_alloc_typed(big, %zu): size overflows", SIZE_MAX / 32);
+    gm_keep_alive(gm_alloc_typed(t, SIZE_MAX / 32));
+}
+
+static void alloc_typed_null(void)
+{
+    announce("gm_alloc_typed: NULL type");
+    gm_keep_alive(gm_alloc_typed(NULL, 1));
+}
+
 static void roots_reversed(void)
 {
     static char area[64];
@@ -174,6 +209,11 @@ static const struct test_case cases[] = {
     {"realloc_interior", realloc_interior, 1, NULL},
     {"calloc_overflow", calloc_overflow, 1, "overflow"},
     {"alloc_huge", alloc_huge, 1, NULL},
+    {"type_offset_unaligned", type_offset_unaligned, 1, "aligned word"},
+    {"type_offset_outside", type_offset_outside, 1, "aligned word"},
+    {"type_size_unaligned", type_size_unaligned, 1, "not a multiple of 8"},
+    {"alloc_typed_overflow", alloc_typed_overflow, 1, "overflows"},
+    {"alloc_typed_null", alloc_typed_null, 1, NULL},
     {"roots_reversed", roots_reversed, 1, NULL},
     {"pool_null", pool_null, 1, NULL},
     {"pool_not_pool", pool_not_pool, 1, NULL},
