@@ -330,6 +330,14 @@ static void *cancelled(void *arg)
     return NULL;
 }
 
+/* Cycles not started by gm_collect so far. */
+static uint32_t heap_triggered(void)
+{
+    gm_memstats ms;
+    gm_read_memstats(&ms);
+    return ms.num_gc - ms.num_forced_gc;
+}
+
 static uint32_t num_gc_now(void)
 {
     gm_memstats ms;
@@ -433,8 +441,8 @@ static double seconds_arg(int argc, char **argv)
 int main(int argc, char **argv)
 {
     double seconds = seconds_arg(argc, argv);
-    gm_set_gc_percent(50);          /* more cycles triggered by allocation */
-    alarm((unsigned)seconds + 120); /* a hang fails the test */
+    gm_set_gc_percent(50); /* more cycles triggered by allocation */
+    alarm((unsigned)(10 * seconds) + 120); /* a hang fails the test */
     sem_init(&ready, 0, 0);
     for (int i = 0; i < NHUBS; i++) {
         pthread_mutex_init(&hubs[i].mu, NULL);
@@ -453,8 +461,14 @@ int main(int argc, char **argv)
 
     /* collections interrupt sleeps (the suspend signal; nanosleep is never
      * restarted), so sleep until a deadline */
-    double end = now_seconds() + seconds;
-    while (now_seconds() < end) {
+    /* ... and longer (up to 10x) until allocation has triggered a few
+     * cycles: a slow (sanitizer) build on a loaded machine may not have */
+    double start = now_seconds();
+    for (;;) {
+        double now = now_seconds();
+        if (now >= start + 10 * seconds ||
+            (now >= start + seconds && heap_triggered() >= 3))
+            break;
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
