@@ -58,7 +58,10 @@ extern char **environ;
 #define SAMPLE_EVERY (256 * 1024)
 #define STEADY_MARGIN 1.10 /* heap_alloc / next_gc */
 #define GOAL_LOW 0.85      /* next_gc / Go's goal for the live heap */
-#define GOAL_HIGH 2.00     /* plus what the mark allocated black */
+/* plus what the mark allocated black: in slow (sanitizer, Debug) builds
+ * the mark takes longer against the same allocation, and more of the
+ * runway is allocated black (2.03 seen under UBSan on a loaded machine) */
+#define GOAL_HIGH (check_scale() < 1 ? 2.50 : 2.00)
 #define RSS_MARGIN 1.05
 
 static uint64_t limit_bytes(void)
