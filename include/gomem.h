@@ -154,14 +154,31 @@ GM_API int gm_write_metrics_prometheus(int fd);
 
 /* ---- Finalizers, cleanups, weak pointers, interning ---------------------- */
 
+/* runtime.SetFinalizer: once obj (the start of a gomem object) is
+ * unreachable, fn(obj, arg) runs once on the finalizer thread; obj and all
+ * it reaches live until then, and fn may make obj reachable again. fn NULL
+ * clears. arg is kept alive. As in Go, objects in a cycle through a
+ * finalizable object are never finalized (nor collected), and gm_free of a
+ * finalizable object drops its finalizer. Setting a second finalizer, or
+ * obj not the start of a gomem object, is a fatal error. */
 GM_API void gm_set_finalizer(void *obj, void (*fn)(void *obj, void *arg),
                              void *arg);
+/* runtime.AddCleanup: fn(arg) runs on the finalizer thread once obj (any
+ * pointer into a gomem object) is unreachable; several per object, in no
+ * particular order; the object is freed, never resurrected. A cleanup whose
+ * arg reaches obj never runs (arg == obj is a fatal error).
+ * gm_cleanup_stop cancels one that has not been queued yet. */
 typedef struct gm_cleanup {
     uint64_t id;
     uintptr_t hidden;
 } gm_cleanup;
 GM_API gm_cleanup gm_add_cleanup(void *obj, void (*fn)(void *arg), void *arg);
 GM_API void gm_cleanup_stop(gm_cleanup c);
+/* weak.Make / Pointer.Value: the same handle for the same pointer (an
+ * interior pointer keeps its offset); gm_weak_value returns the pointer
+ * while the object is reachable, NULL from the moment it is found
+ * unreachable (before its finalizer is queued, so a resurrected object's
+ * weak pointers stay NULL). NULL in, NULL out. */
 typedef struct gm_weak_cell *gm_weak;
 GM_API gm_weak gm_weak_make(const void *p);
 GM_API void *gm_weak_value(gm_weak w);
