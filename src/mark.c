@@ -487,6 +487,8 @@ void mark_shade(uintptr_t p)
 
 void mark_scan_now(uintptr_t lo, uintptr_t hi)
 {
+    if (load_relaxed(&gm_gcphase) == GC_OFF) /* the common case: no mark */
+        return;
     if (gm_self == NULL)
         thread_register_self(false);
     gm_thread *t = acquirem();

@@ -124,7 +124,7 @@ static __attribute__((noinline)) void fin_run(const finrec *r)
  * scanned conservatively; Boehm GC clears stacks for the same reason). */
 static __attribute__((noinline)) void clear_stack_below(void)
 {
-    volatile char buf[16384];
+    volatile char buf[8192];
     memset((char *)buf, 0, sizeof buf);
     __asm__ volatile("" : : "r"(buf) : "memory");
 }

@@ -1,6 +1,8 @@
 /*
  * Specials (Go's mspan.specials): records attached to one object, kept off
- * the object in its span's list, sorted by offset and then kind: finalizers
+ * the object in its span's list, sorted by offset, highest first (objects
+ * are mostly allocated in address order, so a new record usually goes in
+ * at the head), and then by kind: finalizers
  * and cleanups (mfinal.c), weak cells (weak.c), heap profile buckets
  * (mprof.c). The offset is that of the pointer the record was made for
  * (weak cells of interior pointers keep theirs); the object is the slot
@@ -92,7 +94,7 @@ void special_add(mspan *s, special *sp)
     lock_specials(s);
     special **pp = &s->specials;
     while (*pp != NULL &&
-           ((*pp)->offset < sp->offset ||
+           ((*pp)->offset > sp->offset ||
             ((*pp)->offset == sp->offset && (*pp)->kind <= sp->kind)))
         pp = &(*pp)->next;
     sp->next = *pp;
@@ -106,7 +108,7 @@ special *special_find(mspan *s, uint32_t offset, uint8_t kind, uint64_t id,
     lock_specials(s);
     special **pp = &s->specials, *sp;
     while ((sp = *pp) != NULL &&
-           (sp->offset < offset || (sp->offset == offset && sp->kind < kind)))
+           (sp->offset > offset || (sp->offset == offset && sp->kind < kind)))
         pp = &sp->next;
     while (sp != NULL && sp->offset == offset && sp->kind == kind &&
            kind == SPECIAL_CLEANUP && sp->u.fin.id != id) {
@@ -126,9 +128,9 @@ bool special_has_finalizer(mspan *s, uintptr_t obj)
     uint32_t lo = (uint32_t)(obj - s->base), hi = lo + (uint32_t)s->elemsize;
     bool found = false;
     lock_specials(s);
-    for (special *sp = s->specials; sp != NULL && sp->offset < hi;
+    for (special *sp = s->specials; sp != NULL && sp->offset >= lo;
          sp = sp->next)
-        if (sp->offset >= lo && sp->kind == SPECIAL_FINALIZER) {
+        if (sp->offset < hi && sp->kind == SPECIAL_FINALIZER) {
             found = true;
             break;
         }
@@ -167,18 +169,18 @@ void special_sweep(mspan *s)
     special **pp = &s->specials;
     while (*pp != NULL) {
         uintptr_t i = (*pp)->offset / s->elemsize;
-        uint32_t end = (uint32_t)((i + 1) * s->elemsize);
+        uint32_t start = (uint32_t)(i * s->elemsize); /* the object's */
         uint64_t *b = span_allocw(s, i);
         bool marked = b[1] & bit_of(i);
         bool freed = b[2] & bit_of(i);
         if (marked && !freed) {
-            while (*pp != NULL && (*pp)->offset < end)
+            while (*pp != NULL && (*pp)->offset >= start)
                 pp = &(*pp)->next;
             continue;
         }
         bool revive = false;
         if (!freed)
-            for (special *sp = *pp; sp != NULL && sp->offset < end;
+            for (special *sp = *pp; sp != NULL && sp->offset >= start;
                  sp = sp->next)
                 revive |= sp->kind == SPECIAL_FINALIZER;
         if (revive) {
@@ -186,7 +188,7 @@ void special_sweep(mspan *s)
              * finalizer is queued (the list has them in that order per
              * offset; clear all cells first across offsets). */
             b[1] |= bit_of(i);
-            for (special **q = pp; *q != NULL && (*q)->offset < end;) {
+            for (special **q = pp; *q != NULL && (*q)->offset >= start;) {
                 special *sp = *q;
                 if (sp->kind == SPECIAL_WEAK) {
                     *q = sp->next;
@@ -195,7 +197,7 @@ void special_sweep(mspan *s)
                     q = &sp->next;
                 }
             }
-            while (*pp != NULL && (*pp)->offset < end) {
+            while (*pp != NULL && (*pp)->offset >= start) {
                 special *sp = *pp;
                 if (sp->kind == SPECIAL_FINALIZER) {
                     *pp = sp->next;
@@ -206,7 +208,7 @@ void special_sweep(mspan *s)
             }
             continue;
         }
-        while (*pp != NULL && (*pp)->offset < end) {
+        while (*pp != NULL && (*pp)->offset >= start) {
             special *sp = *pp;
             *pp = sp->next;
             special_dead(s, sp, freed);
