@@ -160,7 +160,8 @@ typedef struct mspan {
                             the OS (their bits in heap_arena.scav are set) */
     uint8_t allocblack;  /* cached during a mark: free slots pre-marked */
     uint8_t speciallock; /* spin lock over specials (special.c) */
-    struct special *specials; /* sorted by offset; speciallock */
+    struct special *specials;    /* sorted by offset; speciallock */
+    struct special *speciallast; /* the last of specials; speciallock */
 } __attribute__((aligned(64))) mspan;
 
 static inline uintptr_t span_objindex(const mspan *s, uintptr_t p)
@@ -897,6 +898,14 @@ void pool_cleanup(void);
  * its slot is given back. */
 void pool_thread_exit(gm_thread *t);
 void pool_fork_child(void);
+
+/* ---- Weak pointers (weak.c) ------------------------------------------------
+ */
+
+/* gm_weak_make(p) for an object p the caller has just allocated and shown
+ * to no one (so it has no cell yet): a new cell, without searching the
+ * span's specials. Outside the runtime. */
+gm_weak_cell *weak_make_fresh(const void *p);
 
 /* ---- Verification (verify.c) ----------------------------------------------
  */

@@ -26,11 +26,15 @@
  *
  * Invariants: a special belongs to an allocated object of its span; the
  * sweep that frees the object removes its specials in the same pass, so a
- * span returned to the page heap has none.
+ * span returned to the page heap has none. mspan.speciallast is the last
+ * record of the list (NULL when empty): objects are mostly allocated in
+ * address order, so a record for a fresh object usually goes after it, and
+ * special_add appends and special_find gives up in O(1) there instead of
+ * walking the list (interning adds a weak cell to every new copy).
  *
- * Protection: mspan.specials by mspan.speciallock, a spin lock held for a
- * short list walk, only in the runtime (acquirem), by a sweeper, or by the
- * collector; specials is also peeked at (acquire) without it. Free
+ * Protection: mspan.specials and speciallast by mspan.speciallock, a spin lock
+ * held for a short list walk, only in the runtime (acquirem), by a sweeper, or
+ * by the collector; specials is also peeked at (acquire) without it. Free
  * records: free_lock, a leaf lock; new records come in batches from
  * fixalloc under mheap.lock, never while free_lock is held.
  */
@@ -87,9 +91,33 @@ void special_free(special *sp)
     pthread_mutex_unlock(&free_lock);
 }
 
+/* Does a come before b in the list's order? */
+static inline bool special_before(const special *a, uint32_t offset,
+                                  uint8_t kind)
+{
+    return a->offset < offset || (a->offset == offset && a->kind < kind);
+}
+
+/* The record whose next field is pp (NULL for the list's head). */
+static inline special *special_owner(mspan *s, special **pp)
+{
+    return pp == &s->specials
+               ? NULL
+               : (special *)((char *)pp - offsetof(special, next));
+}
+
 void special_add(mspan *s, special *sp)
 {
     lock_specials(s);
+    special *last = s->speciallast;
+    if (last == NULL || special_before(last, sp->offset, sp->kind) ||
+        (last->offset == sp->offset && last->kind == sp->kind)) {
+        sp->next = NULL;
+        store_release(last != NULL ? &last->next : &s->specials, sp);
+        s->speciallast = sp;
+        unlock_specials(s);
+        return;
+    }
     special **pp = &s->specials;
     while (*pp != NULL &&
            ((*pp)->offset < sp->offset ||
@@ -104,6 +132,11 @@ special *special_find(mspan *s, uint32_t offset, uint8_t kind, uint64_t id,
                       bool remove)
 {
     lock_specials(s);
+    special *last = s->speciallast;
+    if (last == NULL || special_before(last, offset, kind)) {
+        unlock_specials(s); /* after the last: not there */
+        return NULL;
+    }
     special **pp = &s->specials, *sp;
     while ((sp = *pp) != NULL &&
            (sp->offset < offset || (sp->offset == offset && sp->kind < kind)))
@@ -113,10 +146,13 @@ special *special_find(mspan *s, uint32_t offset, uint8_t kind, uint64_t id,
         pp = &sp->next;
         sp = *pp;
     }
-    if (sp == NULL || sp->offset != offset || sp->kind != kind)
+    if (sp == NULL || sp->offset != offset || sp->kind != kind) {
         sp = NULL;
-    else if (remove)
+    } else if (remove) {
         *pp = sp->next;
+        if (s->speciallast == sp)
+            s->speciallast = special_owner(s, pp);
+    }
     unlock_specials(s);
     return sp;
 }
@@ -212,6 +248,7 @@ void special_sweep(mspan *s)
             special_dead(s, sp, freed);
         }
     }
+    s->speciallast = special_owner(s, pp); /* pp: the list's final link */
     unlock_specials(s);
 }
 
