@@ -6,7 +6,6 @@
  *
  *  - gm_type_new / gm_alloc_typed: allocate correctly; objects are scanned
  *    conservatively until precise scanning lands.
- *  - unique: fatal "not implemented yet".
  */
 #include <string.h>
 
@@ -57,13 +56,4 @@ void *gm_alloc_typed(const gm_type *t, size_t count)
     void *v = mallocgc(total, t->noscan, false, __builtin_return_address(0));
     self->alloc_type = NULL;
     return v;
-}
-
-#define NOT_YET(what) gm_throw("%s is not implemented yet", what)
-
-const void *gm_unique_make(const void *data, size_t len)
-{
-    (void)data;
-    (void)len;
-    NOT_YET("gm_unique_make");
 }
