@@ -163,8 +163,7 @@ typedef struct mspan {
                             the OS (their bits in heap_arena.scav are set) */
     uint8_t allocblack;  /* cached during a mark: free slots pre-marked */
     uint8_t speciallock; /* spin lock over specials (special.c) */
-    struct special *specials;    /* sorted by offset; speciallock */
-    struct special *speciallast; /* the last of specials; speciallock */
+    struct special *specials; /* sorted by offset; speciallock */
 } __attribute__((aligned(64))) mspan;
 
 static inline uintptr_t span_objindex(const mspan *s, uintptr_t p)

@@ -1,6 +1,8 @@
 /*
  * Specials (Go's mspan.specials): records attached to one object, kept off
- * the object in its span's list, sorted by offset and then kind: finalizers
+ * the object in its span's list, sorted by offset, highest first (objects
+ * are mostly allocated in address order, so a new record usually goes in
+ * at the head), and then by kind: finalizers
  * and cleanups (mfinal.c), weak cells (weak.c), heap profile buckets
  * (mprof.c). The offset is that of the pointer the record was made for
  * (weak cells of interior pointers keep theirs); the object is the slot
@@ -26,15 +28,11 @@
  *
  * Invariants: a special belongs to an allocated object of its span; the
  * sweep that frees the object removes its specials in the same pass, so a
- * span returned to the page heap has none. mspan.speciallast is the last
- * record of the list (NULL when empty): objects are mostly allocated in
- * address order, so a record for a fresh object usually goes after it, and
- * special_add appends and special_find gives up in O(1) there instead of
- * walking the list (interning adds a weak cell to every new copy).
+ * span returned to the page heap has none.
  *
- * Protection: mspan.specials and speciallast by mspan.speciallock, a spin lock
- * held for a short list walk, only in the runtime (acquirem), by a sweeper, or
- * by the collector; specials is also peeked at (acquire) without it. Free
+ * Protection: mspan.specials by mspan.speciallock, a spin lock held for a
+ * short list walk, only in the runtime (acquirem), by a sweeper, or by the
+ * collector; specials is also peeked at (acquire) without it. Free
  * records: free_lock, a leaf lock; new records come in batches from
  * fixalloc under mheap.lock, never while free_lock is held.
  */
@@ -91,36 +89,12 @@ void special_free(special *sp)
     pthread_mutex_unlock(&free_lock);
 }
 
-/* Does a come before b in the list's order? */
-static inline bool special_before(const special *a, uint32_t offset,
-                                  uint8_t kind)
-{
-    return a->offset < offset || (a->offset == offset && a->kind < kind);
-}
-
-/* The record whose next field is pp (NULL for the list's head). */
-static inline special *special_owner(mspan *s, special **pp)
-{
-    return pp == &s->specials
-               ? NULL
-               : (special *)((char *)pp - offsetof(special, next));
-}
-
 void special_add(mspan *s, special *sp)
 {
     lock_specials(s);
-    special *last = s->speciallast;
-    if (last == NULL || special_before(last, sp->offset, sp->kind) ||
-        (last->offset == sp->offset && last->kind == sp->kind)) {
-        sp->next = NULL;
-        store_release(last != NULL ? &last->next : &s->specials, sp);
-        s->speciallast = sp;
-        unlock_specials(s);
-        return;
-    }
     special **pp = &s->specials;
     while (*pp != NULL &&
-           ((*pp)->offset < sp->offset ||
+           ((*pp)->offset > sp->offset ||
             ((*pp)->offset == sp->offset && (*pp)->kind <= sp->kind)))
         pp = &(*pp)->next;
     sp->next = *pp;
@@ -132,27 +106,19 @@ special *special_find(mspan *s, uint32_t offset, uint8_t kind, uint64_t id,
                       bool remove)
 {
     lock_specials(s);
-    special *last = s->speciallast;
-    if (last == NULL || special_before(last, offset, kind)) {
-        unlock_specials(s); /* after the last: not there */
-        return NULL;
-    }
     special **pp = &s->specials, *sp;
     while ((sp = *pp) != NULL &&
-           (sp->offset < offset || (sp->offset == offset && sp->kind < kind)))
+           (sp->offset > offset || (sp->offset == offset && sp->kind < kind)))
         pp = &sp->next;
     while (sp != NULL && sp->offset == offset && sp->kind == kind &&
            kind == SPECIAL_CLEANUP && sp->u.fin.id != id) {
         pp = &sp->next;
         sp = *pp;
     }
-    if (sp == NULL || sp->offset != offset || sp->kind != kind) {
+    if (sp == NULL || sp->offset != offset || sp->kind != kind)
         sp = NULL;
-    } else if (remove) {
+    else if (remove)
         *pp = sp->next;
-        if (s->speciallast == sp)
-            s->speciallast = special_owner(s, pp);
-    }
     unlock_specials(s);
     return sp;
 }
@@ -162,9 +128,9 @@ bool special_has_finalizer(mspan *s, uintptr_t obj)
     uint32_t lo = (uint32_t)(obj - s->base), hi = lo + (uint32_t)s->elemsize;
     bool found = false;
     lock_specials(s);
-    for (special *sp = s->specials; sp != NULL && sp->offset < hi;
+    for (special *sp = s->specials; sp != NULL && sp->offset >= lo;
          sp = sp->next)
-        if (sp->offset >= lo && sp->kind == SPECIAL_FINALIZER) {
+        if (sp->offset < hi && sp->kind == SPECIAL_FINALIZER) {
             found = true;
             break;
         }
@@ -203,18 +169,18 @@ void special_sweep(mspan *s)
     special **pp = &s->specials;
     while (*pp != NULL) {
         uintptr_t i = (*pp)->offset / s->elemsize;
-        uint32_t end = (uint32_t)((i + 1) * s->elemsize);
+        uint32_t start = (uint32_t)(i * s->elemsize); /* the object's */
         uint64_t *b = span_allocw(s, i);
         bool marked = b[1] & bit_of(i);
         bool freed = b[2] & bit_of(i);
         if (marked && !freed) {
-            while (*pp != NULL && (*pp)->offset < end)
+            while (*pp != NULL && (*pp)->offset >= start)
                 pp = &(*pp)->next;
             continue;
         }
         bool revive = false;
         if (!freed)
-            for (special *sp = *pp; sp != NULL && sp->offset < end;
+            for (special *sp = *pp; sp != NULL && sp->offset >= start;
                  sp = sp->next)
                 revive |= sp->kind == SPECIAL_FINALIZER;
         if (revive) {
@@ -222,7 +188,7 @@ void special_sweep(mspan *s)
              * finalizer is queued (the list has them in that order per
              * offset; clear all cells first across offsets). */
             b[1] |= bit_of(i);
-            for (special **q = pp; *q != NULL && (*q)->offset < end;) {
+            for (special **q = pp; *q != NULL && (*q)->offset >= start;) {
                 special *sp = *q;
                 if (sp->kind == SPECIAL_WEAK) {
                     *q = sp->next;
@@ -231,7 +197,7 @@ void special_sweep(mspan *s)
                     q = &sp->next;
                 }
             }
-            while (*pp != NULL && (*pp)->offset < end) {
+            while (*pp != NULL && (*pp)->offset >= start) {
                 special *sp = *pp;
                 if (sp->kind == SPECIAL_FINALIZER) {
                     *pp = sp->next;
@@ -242,13 +208,12 @@ void special_sweep(mspan *s)
             }
             continue;
         }
-        while (*pp != NULL && (*pp)->offset < end) {
+        while (*pp != NULL && (*pp)->offset >= start) {
             special *sp = *pp;
             *pp = sp->next;
             special_dead(s, sp, freed);
         }
     }
-    s->speciallast = special_owner(s, pp); /* pp: the list's final link */
     unlock_specials(s);
 }
 
