@@ -55,6 +55,7 @@ static void fork_child(void)
     cache_fork_child();
     thread_fork_child();
     pool_fork_child();
+    unique_fork_child();
     bgsweep_after_fork_child();
     scavenge_after_fork_child();
     mark_fork_child();

@@ -22,8 +22,11 @@
  * symbol tables), ids_lock (pool.c: pool slots). Pool spin locks (pool.c:
  * a pool's install lock, a thread part's ring lock) are taken one at a time,
  * only inside the runtime, and only leaf locks (work_lock, through
- * mark_shade) are taken under them. The scavenger is woken through a futex
- * word, without a lock (scavenge.c).
+ * mark_shade) are taken under them. Unique shard spin locks (unique.c) are
+ * taken one at a time, only inside the runtime; under one, gm_weak_value may
+ * sweep a span (locks 4-5, specials and leaf locks), and none of those is
+ * ever held while taking a shard lock. The scavenger is woken through a
+ * futex word, without a lock (scavenge.c).
  *
  * The collector thread and the mark helpers are never registered, so never
  * stopped: they may take locks 3-5 outside acquirem(), and a stop never
@@ -971,6 +974,23 @@ void pool_cleanup(void);
  * its slot is given back. */
 void pool_thread_exit(gm_thread *t);
 void pool_fork_child(void);
+
+/* ---- Weak pointers (weak.c) ------------------------------------------------
+ */
+
+/* gm_weak_make(p) for an object p the caller has just allocated and shown
+ * to no one (so it has no cell yet): a new cell, without searching the
+ * span's specials. Outside the runtime. */
+gm_weak_cell *weak_make_fresh(const void *p);
+
+/* ---- Interning (unique.c) -------------------------------------------------
+ */
+
+/* For tests: over all shards, the slots holding an entry (dead ones
+ * included), the entries whose copy is still set in its weak cell, and the
+ * slots of the tables. */
+void unique_stats(uint64_t *entries, uint64_t *live, uint64_t *slots);
+void unique_fork_child(void);
 
 /* ---- Verification (verify.c) ----------------------------------------------
  */

@@ -10,15 +10,25 @@
  * unreachable clears the cell, before queueing any finalizer, so a
  * resurrected object's weak pointers stay NULL.
  *
+ * weak_make_fresh: gm_weak_make for an object its caller has just
+ * allocated and shown to no one, which therefore has no cell yet: the
+ * specials list is not searched (interning makes one per new copy).
+ *
  * gm_weak_value: a cell still set may name an object the last mark left
  * unmarked but whose span is not swept yet; sweeping the span first (Go's
  * ensureSwept) settles it. During a mark the object is shaded before it is
  * handed out.
  *
+ * A cell is a 16-byte object of its own, never a tiny block's part: a cell
+ * outlives its target (a gm_weak is held in scanned memory), and a shared
+ * block would keep the target alive with it.
+ *
  * Protection: cell.ptr is written once when made and cleared (release) by
  * the sweeper; the specials list by the span's lock (special.c).
  */
 #include "internal.h"
+
+_Static_assert(sizeof(gm_weak_cell) <= TINY_SIZE, "a cell fits its block");
 
 gm_weak gm_weak_make(const void *p)
 {
@@ -54,9 +64,29 @@ gm_weak gm_weak_make(const void *p)
             mark_shade((uintptr_t)cell);
             return cell;
         }
-        /* Allocate outside the runtime, then look again. */
-        fresh = mallocgc(sizeof *fresh, true, false, NULL);
+        /* Allocate outside the runtime, then look again. A cell smaller
+         * than TINY_SIZE would come from the tiny allocator and could share
+         * a block with its own target (or another object), which the
+         * cell, kept alive by whoever holds the gm_weak, would then keep
+         * alive: a cell has a block of its own (Go pads its handles too). */
+        fresh = mallocgc(TINY_SIZE, true, false, NULL);
     }
+}
+
+gm_weak_cell *weak_make_fresh(const void *p)
+{
+    gm_weak_cell *cell = mallocgc(TINY_SIZE, true, false, NULL);
+    gm_thread *m = acquirem();
+    mspan *s = span_of((uintptr_t)p);
+    special *sp = special_new();
+    sp->offset = (uint32_t)((uintptr_t)p - s->base);
+    sp->kind = SPECIAL_WEAK;
+    sp->u.cell = cell;
+    store_release(&cell->ptr, (uintptr_t)p);
+    special_add(s, sp);
+    releasem(m);
+    mark_shade((uintptr_t)cell);
+    return cell;
 }
 
 void *gm_weak_value(gm_weak w)
