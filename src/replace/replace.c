@@ -15,7 +15,8 @@
  * holding max(size, align), whose objects are naturally aligned in their
  * page-aligned span; up to 8 KiB, a multiple of the page (classes 8, 16,
  * 24, 32 KiB hold one object at the start of their span, and large
- * objects start a span); beyond, a large object of size + align + 16 with
+ * objects start a span); beyond, a large object (> 32 KiB) of at least
+ * size + align + 16 with
  * the block at the first aligned address past 16 bytes, and a header in the
  * 16 bytes before it (MAGIC ^ block, base) by which free, realloc and
  * malloc_usable_size find the object: the malloc layer's own rule for that
@@ -116,7 +117,10 @@ static void *alloc_aligned(size_t align, size_t n, const void *ra)
         size_t k = (n + PAGE_SIZE - 1) & ~(size_t)(PAGE_SIZE - 1);
         v = malloc_fast(k, noscan(), ra);
     } else {
-        char *base = malloc_fast(n + align + BIG_ALIGN_HDR, noscan(), ra);
+        size_t total = n + align + BIG_ALIGN_HDR;
+        if (total <= MAX_SMALL_SIZE) /* a large object: its own span */
+            total = MAX_SMALL_SIZE + 1;
+        char *base = malloc_fast(total, noscan(), ra);
         if (base == NULL)
             return NULL;
         uintptr_t p = ((uintptr_t)base + BIG_ALIGN_HDR + align - 1) &
