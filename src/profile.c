@@ -410,6 +410,10 @@ int gm_write_profile(const char *name, int fd, int debug)
     return rc;
 }
 
+/* Standard error as it was at start-up: programs may close fd 2 in an
+ * exit handler that runs before ours (coreutils' close_stdout does). */
+static int leak_fd = 2;
+
 static void leakcheck_at_exit(void)
 {
     /* The malloc replacement keeps unreachable blocks: count them afresh
@@ -417,7 +421,7 @@ static void leakcheck_at_exit(void)
     if (gm_keep_unmarked)
         mprof_reset_leaks();
     gm_collect();
-    gm_write_profile("leaks", 2, 1);
+    gm_write_profile("leaks", leak_fd, 1);
     /* GOMEM_LEAKPROF=path: the same report as a pprof file. */
     const char *path = getenv("GOMEM_LEAKPROF");
     if (path != NULL && *path != '\0') {
@@ -439,6 +443,10 @@ void profile_init(void)
                     unwind, and load the unwinder again) */
     backtrace(pcs, 4);
     t->noprof--;
-    if (gm_debugvars.leakcheck)
+    if (gm_debugvars.leakcheck) {
+        int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+        if (fd >= 0)
+            leak_fd = fd;
         atexit(leakcheck_at_exit);
+    }
 }
