@@ -418,6 +418,9 @@ typedef struct gm_thread {
      * thread's TLS) never waits for a cycle, which that thread may be the
      * one to run (owner). */
     uint32_t nowait;
+    /* malloc (not calloc) in alloc mode: a reused slot need not be zeroed
+     * (nothing scans it); owner */
+    uint32_t nozero;
     struct gm_thread *next, *prev; /* sched.lock */
 } gm_thread;
 
@@ -522,8 +525,9 @@ extern void *gm_zerobase;
 /* gm_free without the fatal error: NULL, or why p cannot be freed. */
 const char *free_object(void *p);
 /* The allocation fast path for the malloc replacement: as gm_alloc, with
- * the caller's return address given (src/replace). */
-void *malloc_fast(size_t size, bool noscan, const void *ra);
+ * the caller's return address given, and, zero false, leaving a reused
+ * slot's old contents (src/replace). */
+void *malloc_fast(size_t size, bool noscan, bool zero, const void *ra);
 
 /* ---- Roots (roots.c) ------------------------------------------------------
  */

@@ -131,7 +131,7 @@ static void *alloc_tiny(mcache *c, size_t size, bool *refilled, uintptr_t *slot)
 }
 
 static inline __attribute__((always_inline)) void *
-alloc_small(mcache *c, size_t size, bool noscan, bool *refilled,
+alloc_small(mcache *c, size_t size, bool noscan, bool zero, bool *refilled,
             uintptr_t *slot)
 {
     unsigned spc = make_spanclass(size_to_class(size), noscan);
@@ -143,13 +143,13 @@ alloc_small(mcache *c, size_t size, bool noscan, bool *refilled,
             return NULL;
         s = c->alloc[spc];
     }
-    if (s->needzero)
+    if (s->needzero && zero)
         memclr_small(v, s->elemsize);
     *slot = s->elemsize;
     return (void *)v;
 }
 
-static void *alloc_large(size_t size, bool noscan, uintptr_t *slot)
+static void *alloc_large(size_t size, bool noscan, bool zero, uintptr_t *slot)
 {
     uintptr_t npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
     sweep_reclaim(npages);
@@ -159,7 +159,7 @@ static void *alloc_large(size_t size, bool noscan, uintptr_t *slot)
         return NULL;
     span_init_large(s, make_spanclass(0, noscan));
     store_release(&s->sweepgen, load_acquire(&gm_mheap.sweepgen));
-    if (needzero)
+    if (needzero && zero)
         memset((void *)s->base, 0, s->elemsize);
     fetch_add(&gm_stat.large_alloc, s->elemsize);
     fetch_add(&gm_stat.large_nalloc, 1);
@@ -201,9 +201,10 @@ mallocgc_once(size_t size, bool noscan, const void *ra)
         if (noscan && size < TINY_SIZE)
             v = alloc_tiny(t->cache, size, &refilled, &slot);
         else
-            v = alloc_small(t->cache, size, noscan, &refilled, &slot);
+            v = alloc_small(t->cache, size, noscan, !t->nozero, &refilled,
+                            &slot);
     } else {
-        v = alloc_large(size, noscan, &slot);
+        v = alloc_large(size, noscan, !t->nozero, &slot);
         refilled = true;
     }
     if (unlikely(refilled)) {
@@ -318,7 +319,7 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size,
     return alloc_slow(size, noscan);
 }
 
-void *malloc_fast(size_t size, bool noscan, const void *ra)
+void *malloc_fast(size_t size, bool noscan, bool zero, const void *ra)
 {
     gm_thread *t = gm_self;
     if (likely(t != NULL && size - 1 < SMALL_SIZE_MAX &&
@@ -332,7 +333,7 @@ void *malloc_fast(size_t size, bool noscan, const void *ra)
         uintptr_t v = next_free_fast(s);
         if (likely(v != 0)) {
             t->next_sample -= (int64_t)s->elemsize;
-            if (s->needzero)
+            if (s->needzero && zero)
                 memclr_small(v, s->elemsize);
             __atomic_signal_fence(__ATOMIC_SEQ_CST);
             if (unlikely(--t->locks == 0 && t->stop_pending))
@@ -344,7 +345,12 @@ void *malloc_fast(size_t size, bool noscan, const void *ra)
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         t->locks--;
     }
-    return mallocgc(size, noscan, true, ra);
+    if (zero || t == NULL)
+        return mallocgc(size, noscan, true, ra);
+    t->nozero++;
+    void *v = mallocgc(size, noscan, true, ra);
+    t->nozero--;
+    return v;
 }
 
 #define CALLER __builtin_return_address(0)

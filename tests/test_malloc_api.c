@@ -33,6 +33,9 @@ static void test_basic(void)
     REQUIRE(gm_base(g) == g, "malloc is gomem's: gm_base(%p) = %p", g,
             gm_base(g));
     free(g);
+    char *d = strdup("libc's own calls use it too");
+    CHECK(gm_base(d) == d, "strdup's block is gomem's");
+    free(d);
     void *z1 = malloc(0), *z2 = malloc(0);
     CHECK(z1 != NULL && z2 != NULL && z1 != z2, "malloc(0) unique: %p %p", z1,
           z2);

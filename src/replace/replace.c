@@ -55,7 +55,10 @@ static inline bool noscan(void)
     return gm_malloc_mode == MODE_ALLOC;
 }
 
-static void *alloc_bytes(size_t n, const void *ra)
+/* zero false: malloc in alloc mode may hand out a reused slot as it is
+ * (no scan ever reads it); calloc, and the modes that scan (a stale
+ * pointer would keep blocks alive), always get zeroed memory. */
+static void *alloc_bytes(size_t n, bool zero, const void *ra)
 {
     if (unlikely(gm_self == NULL) && gm_boot_depth > 0)
         return boot_alloc(n, 16);
@@ -64,7 +67,8 @@ static void *alloc_bytes(size_t n, const void *ra)
         return NULL;
     }
     n = n <= 16 ? 16 : (n + 15) & ~(size_t)15;
-    return malloc_fast(n, noscan(), ra);
+    zero |= gm_malloc_mode != MODE_ALLOC;
+    return malloc_fast(n, noscan(), zero, ra);
 }
 
 /* The base of the object a block of the big-alignment kind lies in, or p
@@ -98,7 +102,7 @@ static void free_block(void *p)
 static void *alloc_aligned(size_t align, size_t n, const void *ra)
 {
     if (align <= 16)
-        return alloc_bytes(n, ra);
+        return alloc_bytes(n, true, ra);
     if (n == 0)
         n = 1;
     if (unlikely(gm_self == NULL) && gm_boot_depth > 0)
@@ -112,15 +116,15 @@ static void *alloc_aligned(size_t align, size_t n, const void *ra)
         size_t k = align;
         while (k < n)
             k <<= 1;
-        v = malloc_fast(k, noscan(), ra);
+        v = malloc_fast(k, noscan(), true, ra);
     } else if (align <= PAGE_SIZE) {
         size_t k = (n + PAGE_SIZE - 1) & ~(size_t)(PAGE_SIZE - 1);
-        v = malloc_fast(k, noscan(), ra);
+        v = malloc_fast(k, noscan(), true, ra);
     } else {
         size_t total = n + align + BIG_ALIGN_HDR;
         if (total <= MAX_SMALL_SIZE) /* a large object: its own span */
             total = MAX_SMALL_SIZE + 1;
-        char *base = malloc_fast(total, noscan(), ra);
+        char *base = malloc_fast(total, noscan(), true, ra);
         if (base == NULL)
             return NULL;
         uintptr_t p = ((uintptr_t)base + BIG_ALIGN_HDR + align - 1) &
@@ -144,7 +148,7 @@ static bool pow2(size_t a)
 
 EXPORT void *malloc(size_t n)
 {
-    return alloc_bytes(n, RA);
+    return alloc_bytes(n, false, RA);
 }
 
 EXPORT void free(void *p)
@@ -163,13 +167,13 @@ EXPORT void *calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return alloc_bytes(total, RA); /* gomem's memory is always zeroed */
+    return alloc_bytes(total, true, RA);
 }
 
 static void *realloc_ra(void *p, size_t n, const void *ra)
 {
     if (p == NULL)
-        return alloc_bytes(n, ra);
+        return alloc_bytes(n, false, ra);
     if (n == 0) {
         free(p);
         return NULL;
@@ -186,7 +190,7 @@ static void *realloc_ra(void *p, size_t n, const void *ra)
         if (n <= old && n >= old / 2 && base == p)
             return p;
     }
-    void *q = alloc_bytes(n, ra);
+    void *q = alloc_bytes(n, false, ra);
     if (q == NULL)
         return NULL;
     memcpy(q, p, n < old ? n : old);
