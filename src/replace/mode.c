@@ -32,6 +32,17 @@ static void add_root(uintptr_t lo, uintptr_t hi, void *arg)
     roots_add_early(lo, hi);
 }
 
+/* The rest of the page after a data segment: the loader's first
+ * allocations are carved there, after its own .bss. */
+static void add_page_tail(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    (void)lo;
+    (void)arg;
+    uintptr_t end = (hi + 4095) & ~(uintptr_t)4095;
+    if (end > hi)
+        roots_add_early(hi, end);
+}
+
 void malloc_env_init(void)
 {
     const char *m = getenv("GOMEM_MALLOC");
@@ -57,6 +68,7 @@ void malloc_env_init(void)
      * the modes that mark. */
     if (gm_malloc_mode != MODE_ALLOC) {
         sys_anon_mappings(add_root, NULL);
+        sys_data_segments(add_page_tail, NULL);
         gm_scan_tls = true;
     }
 }
