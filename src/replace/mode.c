@@ -55,6 +55,8 @@ void malloc_env_init(void)
     else
         gm_throw("malformed GOMEM_MALLOC=%s (want alloc, leakcheck or gc)", m);
     gm_eager_free = true;
+    if (gm_malloc_mode == MODE_ALLOC)
+        tcache_init();
     if (gm_malloc_mode != MODE_GC) {
         gm_pacer.gcpercent = -1;
         gm_keep_unmarked = true;

@@ -67,6 +67,14 @@ static void *alloc_bytes(size_t n, bool zero, const void *ra)
         return NULL;
     }
     n = n <= 16 ? 16 : (n + 15) & ~(size_t)15;
+    if (gm_malloc_mode == MODE_ALLOC && n <= SMALL_SIZE_MAX) {
+        void *p = tcache_get(n);
+        if (p != NULL) {
+            if (zero)
+                memset(p, 0, n);
+            return p;
+        }
+    }
     zero |= gm_malloc_mode != MODE_ALLOC;
     return malloc_fast(n, noscan(), zero, ra);
 }
@@ -94,6 +102,8 @@ static void free_block(void *p)
         boot_free(p);
         return;
     }
+    if (gm_malloc_mode == MODE_ALLOC && tcache_put(p))
+        return;
     const char *why = free_object(aligned_base(p));
     if (unlikely(why != NULL))
         gm_throw("free of invalid pointer %p (%s)", p, why);

@@ -18,6 +18,16 @@ bool boot_owns(const void *p);
 void boot_free(void *p);
 size_t boot_size(const void *p);
 
+/* ---- Per-thread block cache (tcache.c), alloc mode only ----------------- */
+
+void tcache_init(void);
+/* A cached block of n's size class (n <= 1024, a multiple of 16), or
+ * NULL. */
+void *tcache_get(size_t n);
+/* Keeps p, a small block being freed, if there is room; false: free it to
+ * gomem (also for anything that is not a live small block). */
+bool tcache_put(void *p);
+
 /* ---- Modes (mode.c) ---------------------------------------------------------
  */
 
