@@ -18,6 +18,11 @@ install(TARGETS gomem gomem_static
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   PUBLIC_HEADER DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# The malloc replacement: a library to preload or link, not a CMake
+# package target.
+install(TARGETS gomem_malloc gomem_malloc_static
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 # gomem_static has no PUBLIC_HEADER property; install the header explicitly
 # too so the header does not depend on which target carries it.
 install(FILES ${PROJECT_SOURCE_DIR}/include/gomem.h

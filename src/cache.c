@@ -95,7 +95,22 @@ static void uncache(mcache *c, unsigned i)
  * when out of memory. In the runtime (acquirem). */
 mspan *mcache_refill(mcache *c, unsigned spc)
 {
-    if (c->alloc[spc] != &gm_emptyspan)
+    mspan *old = c->alloc[spc];
+    if (old != &gm_emptyspan && gm_eager_free && load_relaxed(&old->hasfreed) &&
+        !old->tiny && load_relaxed(&gm_gcphase) == GC_OFF) {
+        /* eager free: reuse the slots freed in the span we own */
+        unsigned cls = central_sizeclass(spc);
+        stats_begin(c);
+        store_relaxed(&c->nmalloc[cls],
+                      c->nmalloc[cls] + (uint16_t)(old->alloccount -
+                                                   old->alloccount_at_cache));
+        span_reclaim_freed(old);
+        old->alloccount_at_cache = old->alloccount;
+        stats_end(c);
+        if (old->alloccount < old->nelems)
+            return old;
+    }
+    if (old != &gm_emptyspan)
         uncache(c, spc);
     mspan *s = central_cache_span(spc);
     if (s == NULL)

@@ -51,7 +51,10 @@ unsigned span_central(const mspan *s)
 
 static void push_swept_locked(mcentral *c, mspan *s, uint32_t sg)
 {
-    if (s->alloccount < s->nelems)
+    /* eager free: a span with freed objects has room once reclaimed */
+    if (s->alloccount < s->nelems ||
+        (gm_eager_free && load_relaxed(&s->hasfreed) &&
+         load_relaxed(&gm_gcphase) == GC_OFF))
         spanlist_push(&c->partial[swept_index(sg)], s, LIST_PARTIAL);
     else
         spanlist_push(&c->full[swept_index(sg)], s, LIST_FULL);
@@ -111,9 +114,31 @@ mspan *central_cache_span(unsigned central)
     uint32_t sg = load_acquire(&gm_mheap.sweepgen);
     int budget = CACHE_SPAN_BUDGET;
 
-    pthread_mutex_lock(&c->lock);
-    mspan *s = spanlist_pop(&c->partial[swept_index(sg)]);
-    pthread_mutex_unlock(&c->lock);
+    mspan *s;
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        s = spanlist_pop(&c->partial[swept_index(sg)]);
+        pthread_mutex_unlock(&c->lock);
+        if (s == NULL || !gm_eager_free || !load_relaxed(&s->hasfreed) ||
+            load_relaxed(&gm_gcphase) != GC_OFF)
+            break;
+        /* Its freed objects were counted live while it sat here. */
+        unsigned n = span_reclaim_freed(s);
+        __atomic_fetch_sub(&gm_heap_live, (uint64_t)n * s->elemsize,
+                           __ATOMIC_RELAXED);
+        if (s->alloccount < s->nelems)
+            break;
+        pthread_mutex_lock(&c->lock); /* a stale flag: nothing was freed */
+        spanlist_push(&c->full[swept_index(sg)], s, LIST_FULL);
+        pthread_mutex_unlock(&c->lock);
+    }
+    if (s != NULL && s->alloccount == s->nelems) {
+        /* freed objects, but a mark began: leave them to its sweep */
+        pthread_mutex_lock(&c->lock);
+        spanlist_push(&c->full[swept_index(sg)], s, LIST_FULL);
+        pthread_mutex_unlock(&c->lock);
+        s = NULL;
+    }
     if (s == NULL)
         s = sweep_for_space(c, &c->partial[unswept_index(sg)], &budget, sg);
     if (s == NULL)
@@ -133,6 +158,32 @@ mspan *central_cache_span(unsigned central)
     fetch_add(&gm_heap_live,
               (uint64_t)(s->nelems - s->alloccount) * s->elemsize);
     return s;
+}
+
+void central_span_freed(mspan *s)
+{
+    mcentral *c = &gm_mcentral[span_central(s)];
+    uint32_t sg = load_acquire(&gm_mheap.sweepgen);
+    pthread_mutex_lock(&c->lock);
+    if (s->onlist == LIST_FULL && load_relaxed(&s->sweepgen) == sg) {
+        spanlist_remove(&c->full[swept_index(sg)], s);
+        spanlist_push(&c->partial[swept_index(sg)], s, LIST_PARTIAL);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool central_take_large(mspan *s)
+{
+    mcentral *c = &gm_mcentral[span_central(s)];
+    uint32_t sg = load_acquire(&gm_mheap.sweepgen);
+    bool got = false;
+    pthread_mutex_lock(&c->lock);
+    if (s->onlist == LIST_FULL && load_relaxed(&s->sweepgen) == sg) {
+        spanlist_remove(&c->full[swept_index(sg)], s);
+        got = true;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return got;
 }
 
 /* Give a cached span back: counts its mallocs, returns its unused slots to

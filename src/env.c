@@ -152,6 +152,8 @@ void env_init(void)
                      "barrier)",
                      wt);
     }
+    if (malloc_env_init != NULL) /* libgomem-malloc.so: GOMEM_MALLOC */
+        malloc_env_init();
     /* For tests only: Go's forcegcperiod is a constant. Anything but a
      * positive number of milliseconds is ignored. */
     const char *period = getenv("GOMEM_FORCEGC_PERIOD_MS");

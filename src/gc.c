@@ -151,7 +151,7 @@ static void bg_handoff(void)
 {
     pthread_mutex_lock(&bg_lock);
     if (!bg_started) {
-        if (sys_thread_create(NULL, bg_main, NULL) != 0)
+        if (thread_create_internal(bg_main, NULL) != 0)
             gm_throw("cannot start the collector thread");
         bg_started = true;
     }
@@ -306,6 +306,9 @@ void gc_assist_alloc(gm_thread *t, uint64_t bytes)
  * between, and sleep only when there is nothing to scan. */
 void gc_assist_wait(void)
 {
+    gm_thread *me = gm_self;
+    if (me != NULL && me->nowait)
+        return;
     while (load_relaxed(&gc_busy) && !limiter_limiting() &&
            load_relaxed(&gm_heap_live) > hard_goal()) {
         bool worked = false;
@@ -513,8 +516,10 @@ static void cycle_finish(bool concurrent)
     gm_write_barrier_enabled = 0;
     uint64_t marked =
         load_relaxed(&gm_heap_marked_bytes) + load_relaxed(&gm_black_bytes);
-    tr->heap_marked = marked;
     uint64_t live_before = load_relaxed(&gm_heap_live);
+    if (gm_keep_unmarked) /* the sweep keeps every object not freed */
+        marked = live_before;
+    tr->heap_marked = marked;
     store_relaxed(&gm_heap_live, marked);
     __atomic_store_n(&gm_mheap.sweepgen, gm_mheap.sweepgen + 2,
                      __ATOMIC_RELEASE);

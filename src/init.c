@@ -74,6 +74,10 @@ void gm_init_slow(void)
         pthread_mutex_unlock(&init_lock);
         return;
     }
+    /* What libc allocates for us during start-up (pthread_atfork's
+     * handler list, ...) must not re-enter gm_init: the malloc
+     * replacement serves this thread from its bootstrap arena meanwhile. */
+    gm_boot_depth++;
     gm_stat.start_nanotime = sys_nanotime();
     env_init();
     mprof_init();
@@ -84,6 +88,7 @@ void gm_init_slow(void)
     thread_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     store_release(&gm_inited, 1);
+    gm_boot_depth--;
     pthread_mutex_unlock(&init_lock);
     thread_register_self(false);
     profile_init();

@@ -378,6 +378,13 @@ extern mcentral gm_mcentral[NUM_CENTRALS];
 void central_init(void);
 mspan *central_cache_span(unsigned central);
 void central_uncache_span(mspan *s);
+/* eager free: s, swept, just got its first freed object; if it is on its
+ * central's full list, move it to the partial one (a thread that takes it
+ * reclaims the object). In the runtime, no mark in progress. */
+void central_span_freed(mspan *s);
+/* eager free: take the swept large span s off its list for freeing; false
+ * if it is not there (being swept: its sweep frees it). */
+bool central_take_large(mspan *s);
 /* Put a fresh large span, or a swept one, on its swept list. */
 void central_push_swept(unsigned central, mspan *s);
 unsigned span_central(const mspan *s);
@@ -417,6 +424,7 @@ typedef struct gm_thread {
     mcache *cache;
     /* Written by the thread while stopped, read by the collector. */
     uintptr_t stack_lo, stack_hi, sp;
+    uintptr_t tls_lo, tls_hi; /* static TLS and descriptor: roots too */
     uintptr_t pthread;
     long tid;
     bool internal;        /* a gomem thread: stack holds no user pointers */
@@ -435,14 +443,42 @@ typedef struct gm_thread {
     /* Owner only: while it runs gc_start, a frame address at its entry;
      * the scan of its own stack starts there (roots.c). 0 otherwise. */
     uintptr_t collect_sp;
+    /* Starting one of gomem's threads: what libc allocates for it (the new
+     * thread's TLS) never waits for a cycle, which that thread may be the
+     * one to run (owner). */
+    uint32_t nowait;
+    /* malloc (not calloc) in alloc mode: a reused slot need not be zeroed
+     * (nothing scans it); owner */
+    uint32_t nozero;
     struct gm_thread *next, *prev; /* sched.lock */
 } gm_thread;
 
 extern __thread gm_thread *gm_self __attribute__((tls_model("initial-exec")));
+/* Nonzero while this thread is starting gomem or registering itself: what
+ * libc allocates for it meanwhile cannot come from the heap (the malloc
+ * replacement serves it from a bootstrap arena; src/replace). */
+extern __thread uint32_t gm_boot_depth
+    __attribute__((tls_model("initial-exec")));
 
 gm_thread *thread_register_self(bool internal);
 void thread_unregister_self(void);
 void thread_init(void);
+/* sys_thread_create for gomem's own threads (collector, helpers, sweeper,
+ * scavenger), with the caller's allocations kept from waiting meanwhile. */
+static inline int thread_create_internal(void *(*fn)(void *), void *arg)
+{
+    gm_thread *t = gm_self;
+    if (t != NULL) {
+        t->nowait++;
+        t->noprof++; /* the new thread's TLS is gomem's, not the program's */
+    }
+    int r = sys_thread_create(NULL, fn, arg);
+    if (t != NULL) {
+        t->nowait--;
+        t->noprof--;
+    }
+    return r;
+}
 /* Deferred suspension: see the header of this file. */
 void thread_suspend_self(void);
 static inline gm_thread *acquirem(void)
@@ -518,6 +554,12 @@ void *mallocgc(size_t size, bool noscan, bool can_fail, const void *ra);
  * scanned precisely (typed.c). */
 void *mallocgc_typed(size_t size, const struct gm_type *t, const void *ra);
 extern void *gm_zerobase;
+/* gm_free without the fatal error: NULL, or why p cannot be freed. */
+const char *free_object(void *p);
+/* The allocation fast path for the malloc replacement: as gm_alloc, with
+ * the caller's return address given, and, zero false, leaving a reused
+ * slot's old contents (src/replace). */
+void *malloc_fast(size_t size, bool noscan, bool zero, const void *ra);
 
 /* ---- Typed objects (typed.c) ----------------------------------------------
  */
@@ -565,8 +607,10 @@ void heapbits_set(mspan *s, uintptr_t v, const struct gm_type *t);
  */
 
 typedef struct gcwork gcwork;
-void roots_snapshot_data(void);     /* before the world stops */
-void roots_scan(gcwork *w);         /* all roots; world stopped */
+void roots_snapshot_data(void); /* before the world stops */
+void roots_scan(gcwork *w);     /* all roots; world stopped */
+/* gm_add_roots during start-up (no thread registered yet). */
+void roots_add_early(uintptr_t lo, uintptr_t hi);
 void roots_scan_stacks(gcwork *w);  /* registers and stacks; world stopped */
 void roots_scan_globals(gcwork *w); /* data segments and user roots */
 /* A frame address below the caller's frame (a callee's): where a scan of
@@ -873,6 +917,39 @@ void pprof_add_sample(pprof_builder *b, const uintptr_t *pcs, unsigned npc,
 /* Symbolizes (symtab_*), encodes, gzips to fd and frees b, in every case;
  * 0, or -1 with errno set. */
 int pprof_write(pprof_builder *b, int fd);
+
+/* ---- The malloc replacement's switches ----------------------------------
+ *
+ * libgomem-malloc.so (src/replace) sets these from GOMEM_MALLOC while
+ * env_init runs (malloc_env_init, a weak hook: absent from libgomem.so,
+ * where both stay false). Written once at start-up, then only read.
+ */
+/* gm_free makes freed slots reusable without a collection: a swept span
+ * whose objects are freed is reclaimed in place by the next thread that
+ * takes it (span_reclaim_freed), a freed large object goes back to the
+ * page heap at once. Only while no mark is in progress (malloc.c,
+ * central.c, cache.c). */
+extern bool gm_eager_free;
+/* Sweeps free only gm_free'd objects: an unmarked object that was never
+ * freed is counted as leaked (leakcheck) and kept (sweep.c, special.c). */
+extern bool gm_keep_unmarked;
+/* Threads' static TLS and descriptors are roots (roots.c): in a malloc
+ * replacement, __thread variables and pthread keys of the main thread may
+ * hold the only pointer to a block. */
+extern bool gm_scan_tls;
+/* Reclaims the objects of s whose freed bits are set, in place: they
+ * become free slots (freeindex 0). s is swept and owned by the caller
+ * (cached by it, or popped from a list); no mark is in progress. Returns
+ * the objects reclaimed; counts them in nfree (sweep.c). */
+unsigned span_reclaim_freed(mspan *s);
+/* The specials of the objects in taken[] (bit i: slot i) go, as for a
+ * gm_free'd object swept (special.c). */
+void special_reclaim(mspan *s, const uint64_t *taken);
+/* leakcheck: an unreachable object kept by gm_keep_unmarked, and a new
+ * count before a report (mprof.c). */
+void mprof_leak(mprof_bucket *b, uintptr_t size);
+void mprof_reset_leaks(void);
+void malloc_env_init(void) __attribute__((weak));
 
 /* ---- Environment (env.c) --------------------------------------------------
  */

@@ -135,7 +135,7 @@ static void *alloc_tiny(mcache *c, size_t size, bool *refilled, uintptr_t *slot)
 
 /* spc: the central (span class, or typed central) to allocate from. */
 static inline __attribute__((always_inline)) void *
-alloc_small(mcache *c, unsigned spc, bool *refilled, uintptr_t *slot)
+alloc_small(mcache *c, unsigned spc, bool zero, bool *refilled, uintptr_t *slot)
 {
     mspan *s = c->alloc[spc];
     uintptr_t v = next_free_fast(s);
@@ -145,7 +145,7 @@ alloc_small(mcache *c, unsigned spc, bool *refilled, uintptr_t *slot)
             return NULL;
         s = c->alloc[spc];
     }
-    if (s->needzero)
+    if (s->needzero && zero)
         memclr_small(v, s->elemsize);
     *slot = s->elemsize;
     return (void *)v;
@@ -157,7 +157,7 @@ static void *alloc_small_typed(mcache *c, size_t size, const gm_type *t,
                                bool *refilled, uintptr_t *slot)
 {
     unsigned central = TYPED_CENTRAL0 + size_to_class(size);
-    void *v = alloc_small(c, central, refilled, slot);
+    void *v = alloc_small(c, central, true, refilled, slot);
     if (v != NULL)
         heapbits_set(c->alloc[central], (uintptr_t)v, t);
     return v;
@@ -165,7 +165,7 @@ static void *alloc_small_typed(mcache *c, size_t size, const gm_type *t,
 
 /* typ: the type of a typed object, else NULL. */
 static void *alloc_large(size_t size, bool noscan, const gm_type *typ,
-                         uintptr_t *slot)
+                         bool zero, uintptr_t *slot)
 {
     uintptr_t npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
     sweep_reclaim(npages);
@@ -175,7 +175,7 @@ static void *alloc_large(size_t size, bool noscan, const gm_type *typ,
         return NULL;
     span_init_large(s, make_spanclass(0, noscan), typ);
     store_release(&s->sweepgen, load_acquire(&gm_mheap.sweepgen));
-    if (needzero)
+    if (needzero && zero)
         memset((void *)s->base, 0, s->elemsize);
     fetch_add(&gm_stat.large_alloc, s->elemsize);
     fetch_add(&gm_stat.large_nalloc, 1);
@@ -222,9 +222,9 @@ mallocgc_once(size_t size, bool noscan, const gm_type *typ, const void *ra)
         else
             v = alloc_small(t->cache,
                             make_spanclass(size_to_class(size), noscan),
-                            &refilled, &slot);
+                            !t->nozero, &refilled, &slot);
     } else {
-        v = alloc_large(size, noscan, typ, &slot);
+        v = alloc_large(size, noscan, typ, !t->nozero || typ != NULL, &slot);
         refilled = true;
     }
     if (unlikely(refilled)) {
@@ -352,6 +352,40 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size,
     return alloc_slow(size, noscan);
 }
 
+void *malloc_fast(size_t size, bool noscan, bool zero, const void *ra)
+{
+    gm_thread *t = gm_self;
+    if (likely(t != NULL && size - 1 < SMALL_SIZE_MAX &&
+               !(noscan && size < TINY_SIZE))) {
+        unsigned spc = make_spanclass(
+            gm_size_to_class8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV],
+            noscan);
+        t->locks++;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        mspan *s = t->cache->alloc[spc];
+        uintptr_t v = next_free_fast(s);
+        if (likely(v != 0)) {
+            t->next_sample -= (int64_t)s->elemsize;
+            if (s->needzero && zero)
+                memclr_small(v, s->elemsize);
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            if (unlikely(--t->locks == 0 && t->stop_pending))
+                thread_suspend_self();
+            if (unlikely(t->next_sample < 0))
+                mprof_sample(t, (void *)v, s->elemsize, ra);
+            return (void *)v;
+        }
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        t->locks--;
+    }
+    if (zero || t == NULL)
+        return mallocgc(size, noscan, true, ra);
+    t->nozero++;
+    void *v = mallocgc(size, noscan, true, ra);
+    t->nozero--;
+    return v;
+}
+
 #define CALLER __builtin_return_address(0)
 
 void *gm_alloc(size_t size)
@@ -424,10 +458,31 @@ size_t gm_usable_size(const void *p)
     return s->elemsize - ((uintptr_t)p - base);
 }
 
-void gm_free(void *p)
+bool gm_eager_free;
+
+/* eager free of a large object: straight back to the page heap, if it is
+ * on its swept list (else its sweep frees it). In the runtime. */
+static void free_large_now(mspan *s)
+{
+    if (!central_take_large(s)) {
+        __atomic_store_n(&s->hasfreed, 1, __ATOMIC_SEQ_CST);
+        return;
+    }
+    uint64_t one = 1;
+    *span_freedw(s, 0) = 0;
+    s->hasfreed = 0;
+    if (load_acquire(&s->specials) != NULL)
+        special_reclaim(s, &one);
+    fetch_add(&gm_stat.large_free, s->elemsize);
+    fetch_add(&gm_stat.large_nfree, 1);
+    __atomic_fetch_sub(&gm_heap_live, s->elemsize, __ATOMIC_RELAXED);
+    mheap_free_span(s);
+}
+
+const char *free_object(void *p)
 {
     if (p == NULL || p == gm_zerobase)
-        return;
+        return NULL;
     ensure_init();
     gm_thread *t = gm_self;
     if (t == NULL)
@@ -455,11 +510,25 @@ void gm_free(void *p)
                 __atomic_fetch_or(span_freedw(s, i), bit, __ATOMIC_RELAXED);
             if (old & bit)
                 why = "already freed";
-            else
+            else if (!gm_eager_free)
                 store_relaxed(&s->hasfreed, 1);
+            else if (load_relaxed(&gm_gcphase) != GC_OFF)
+                __atomic_store_n(&s->hasfreed, 1, __ATOMIC_SEQ_CST);
+            else if (spanclass_sizeclass(s->spanclass) == 0)
+                free_large_now(s);
+            else if (!load_relaxed(&s->hasfreed) &&
+                     __atomic_exchange_n(&s->hasfreed, 1, __ATOMIC_SEQ_CST) ==
+                         0)
+                central_span_freed(s); /* its first: make it findable */
         }
     }
     releasem(t);
+    return why;
+}
+
+void gm_free(void *p)
+{
+    const char *why = free_object(p);
     if (why != NULL)
         gm_throw("gm_free of invalid pointer %p (%s)", p, why);
 }

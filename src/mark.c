@@ -547,7 +547,7 @@ void mark_start_helpers(void)
         want = MAX_MARK_HELPERS;
     nhelpers = 0;
     for (int i = 0; i < want; i++)
-        if (sys_thread_create(NULL, mark_helper, NULL) == 0)
+        if (thread_create_internal(mark_helper, NULL) == 0)
             nhelpers++;
 }
 

@@ -259,6 +259,22 @@ void mprof_free(mprof_bucket *b, uintptr_t size, bool explicit_free)
     }
 }
 
+void mprof_leak(mprof_bucket *b, uintptr_t size)
+{
+    fetch_add(&b->leaked, 1);
+    fetch_add(&b->leaked_bytes, size);
+}
+
+void mprof_reset_leaks(void)
+{
+    pthread_mutex_lock(&mprof_lock);
+    for (mprof_bucket *b = allbuckets; b != NULL; b = b->allnext) {
+        store_relaxed(&b->leaked, 0);
+        store_relaxed(&b->leaked_bytes, 0);
+    }
+    pthread_mutex_unlock(&mprof_lock);
+}
+
 /* ---- Cycles ---------------------------------------------------------------
  */
 

@@ -331,8 +331,13 @@ static void write_leaks_text(outbuf *o, mprof_record *r, size_t n, int64_t rate)
         return;
     }
     out_printf(o,
-               "gomem: leakcheck: %llu objects (%llu bytes) became "
-               "unreachable without gm_free, from %llu allocation sites%s\n",
+               gm_keep_unmarked
+                   ? "gomem: leakcheck: %llu blocks (%llu bytes) are "
+                     "unreachable and were never freed, from %llu "
+                     "allocation sites%s\n"
+                   : "gomem: leakcheck: %llu objects (%llu bytes) became "
+                     "unreachable without gm_free, from %llu allocation "
+                     "sites%s\n",
                (unsigned long long)objs, (unsigned long long)bytes,
                (unsigned long long)sites,
                rate == 1 ? "" : " (sampled: memprofilerate is not 1)");
@@ -405,10 +410,27 @@ int gm_write_profile(const char *name, int fd, int debug)
     return rc;
 }
 
+/* Standard error as it was at start-up: programs may close fd 2 in an
+ * exit handler that runs before ours (coreutils' close_stdout does). */
+static int leak_fd = 2;
+
 static void leakcheck_at_exit(void)
 {
+    /* The malloc replacement keeps unreachable blocks: count them afresh
+     * (a cycle the memory limit caused may have counted some already). */
+    if (gm_keep_unmarked)
+        mprof_reset_leaks();
     gm_collect();
-    gm_write_profile("leaks", 2, 1);
+    gm_write_profile("leaks", leak_fd, 1);
+    /* GOMEM_LEAKPROF=path: the same report as a pprof file. */
+    const char *path = getenv("GOMEM_LEAKPROF");
+    if (path != NULL && *path != '\0') {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || gm_write_profile("leaks", fd, 0) != 0)
+            gm_printf("gomem: leakcheck: cannot write %s\n", path);
+        if (fd >= 0)
+            close(fd);
+    }
 }
 
 void profile_init(void)
@@ -416,7 +438,15 @@ void profile_init(void)
     /* The first backtrace loads the unwinder (dlopen, malloc): do it now,
      * not in the middle of an allocation. */
     void *pcs[4];
+    gm_thread *t = gm_self;
+    t->noprof++; /* its allocations are not to be sampled (they would
+                    unwind, and load the unwinder again) */
     backtrace(pcs, 4);
-    if (gm_debugvars.leakcheck)
+    t->noprof--;
+    if (gm_debugvars.leakcheck) {
+        int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+        if (fd >= 0)
+            leak_fd = fd;
         atexit(leakcheck_at_exit);
+    }
 }

@@ -34,6 +34,7 @@ static struct range *user_roots;
 static size_t nuser, capuser;
 
 uint64_t gm_globals_scan_bytes, gm_stacks_scan_bytes;
+bool gm_scan_tls;
 
 static void grow_ranges(struct range **r, size_t *cap, size_t need)
 {
@@ -42,9 +43,15 @@ static void grow_ranges(struct range **r, size_t *cap, size_t need)
     size_t ncap = *cap ? *cap * 2 : 64;
     while (ncap < need)
         ncap *= 2;
-    struct range *n = realloc(*r, ncap * sizeof **r);
+    /* mmap, not realloc: in libgomem-malloc.so realloc is gomem's heap,
+     * and this runs at the start of a cycle. */
+    struct range *n = sys_alloc(ncap * sizeof **r);
     if (n == NULL)
         gm_throw("out of memory growing the root table");
+    if (*r != NULL) {
+        memcpy(n, *r, *cap * sizeof **r);
+        sys_free(*r, *cap * sizeof **r);
+    }
     *r = n;
     *cap = ncap;
 }
@@ -102,6 +109,16 @@ void gm_add_roots(void *start, void *end)
     nuser++;
     pthread_mutex_unlock(&roots_lock);
     releasem(m);
+}
+
+void roots_add_early(uintptr_t lo, uintptr_t hi)
+{
+    pthread_mutex_lock(&roots_lock);
+    grow_ranges(&user_roots, &capuser, nuser + 1);
+    user_roots[nuser].lo = lo;
+    user_roots[nuser].hi = hi;
+    nuser++;
+    pthread_mutex_unlock(&roots_lock);
 }
 
 void gm_remove_roots(void *start, void *end)
@@ -163,6 +180,17 @@ void roots_scan(gcwork *w)
     roots_scan_stacks(w);
 }
 
+/* The malloc replacement's extra roots: every thread's static TLS and
+ * descriptor (__thread variables, pthread key values). World stopped. */
+static __attribute__((noinline)) void scan_tls(gcwork *w)
+{
+    for (gm_thread *t = thread_first(); t != NULL; t = t->next)
+        if (!t->internal && t->tls_hi > t->tls_lo) {
+            scan_block(w, t->tls_lo, t->tls_hi);
+            gm_stacks_scan_bytes += t->tls_hi - t->tls_lo;
+        }
+}
+
 /* World stopped. */
 void roots_scan_stacks(gcwork *w)
 {
@@ -181,6 +209,8 @@ void roots_scan_stacks(gcwork *w)
         scan_block(w, lo, t->stack_hi);
         gm_stacks_scan_bytes += t->stack_hi - lo;
     }
+    if (gm_scan_tls)
+        scan_tls(w);
 }
 
 void roots_fork_child(void)

@@ -242,7 +242,7 @@ void bgscavenge_start(void)
     if (load_acquire(&started) ||
         __atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
         return;
-    if (sys_thread_create(NULL, bgscavenge, NULL) != 0)
+    if (thread_create_internal(bgscavenge, NULL) != 0)
         store_release(&started, 0);
 }
 

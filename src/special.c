@@ -173,6 +173,13 @@ void special_sweep(mspan *s)
         uint64_t *b = span_allocw(s, i);
         bool marked = b[1] & bit_of(i);
         bool freed = b[2] & bit_of(i);
+        if (!marked && !freed && gm_keep_unmarked) {
+            /* unreachable, never freed: reported, but kept */
+            for (; *pp != NULL && (*pp)->offset >= start; pp = &(*pp)->next)
+                if ((*pp)->kind == SPECIAL_PROFILE && gm_debugvars.leakcheck)
+                    mprof_leak((*pp)->u.bucket, s->elemsize);
+            continue;
+        }
         if (marked && !freed) {
             while (*pp != NULL && (*pp)->offset >= start)
                 pp = &(*pp)->next;
@@ -212,6 +219,23 @@ void special_sweep(mspan *s)
             special *sp = *pp;
             *pp = sp->next;
             special_dead(s, sp, freed);
+        }
+    }
+    unlock_specials(s);
+}
+
+void special_reclaim(mspan *s, const uint64_t *taken)
+{
+    lock_specials(s);
+    special **pp = &s->specials;
+    while (*pp != NULL) {
+        uintptr_t i = (*pp)->offset / s->elemsize;
+        if (taken[i / 64] & bit_of(i)) {
+            special *sp = *pp;
+            *pp = sp->next;
+            special_dead(s, sp, true);
+        } else {
+            pp = &(*pp)->next;
         }
     }
     unlock_specials(s);

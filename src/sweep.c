@@ -67,6 +67,50 @@ void sweep_deduct_credit(void)
             break;
 }
 
+bool gm_keep_unmarked;
+
+/* Slots of group g (64 slots) that are allocated: alloc bits, plus every
+ * slot below freeindex (handed out since the bits were computed). */
+static uint64_t allocated_word(const mspan *s, unsigned g)
+{
+    uint64_t a = s->bits[3 * g];
+    uintptr_t fi = load_relaxed(&s->freeindex);
+    if (fi >= (uintptr_t)(g + 1) * 64)
+        return ~(uint64_t)0;
+    if (fi > (uintptr_t)g * 64)
+        a |= ((uint64_t)1 << (fi - (uintptr_t)g * 64)) - 1;
+    return a;
+}
+
+unsigned span_reclaim_freed(mspan *s)
+{
+    /* Clear the flag before taking the bits: a free that sets a bit after
+     * we took its word sets the flag again, so no free is forgotten. */
+    __atomic_store_n(&s->hasfreed, 0, __ATOMIC_SEQ_CST);
+    unsigned w = span_bitmap_words(s->nelems);
+    uint64_t taken[MAX_BITMAP_WORDS];
+    unsigned n = 0;
+    for (unsigned g = 0; g < w; g++) {
+        taken[g] =
+            load_relaxed(&s->bits[3 * g + 2]) != 0
+                ? __atomic_exchange_n(&s->bits[3 * g + 2], 0, __ATOMIC_ACQ_REL)
+                : 0;
+        n += (unsigned)__builtin_popcountll(taken[g]);
+    }
+    if (n == 0)
+        return 0;
+    if (load_acquire(&s->specials) != NULL)
+        special_reclaim(s, taken);
+    for (unsigned g = 0; g < w; g++)
+        s->bits[3 * g] = allocated_word(s, g) & ~taken[g];
+    s->alloccount = (uint16_t)(s->alloccount - n);
+    store_relaxed(&s->freeindex, 0);
+    span_refill_alloccache(s, 0);
+    s->needzero = 1;
+    fetch_add(&gm_stat.nfree[spanclass_sizeclass(s->spanclass)], n);
+    return n;
+}
+
 void sweep_reset(void)
 {
     store_release(&sweep_cursor, 0);
@@ -80,10 +124,12 @@ bool span_sweep(mspan *s, bool preserve)
         special_sweep(s);
     unsigned w = span_bitmap_words(s->nelems);
     unsigned live = 0;
-    /* The marks, less what gm_free released, become the alloc bits. */
+    /* The marks, less what gm_free released, become the alloc bits; or,
+     * keeping unmarked objects, what was allocated less what was freed. */
+    bool keep = gm_keep_unmarked;
     for (unsigned g = 0; g < w; g++) {
         uint64_t *b = &s->bits[3 * g];
-        uint64_t m = b[1] & ~b[2];
+        uint64_t m = (keep ? allocated_word(s, g) : b[1]) & ~b[2];
         b[0] = m;
         b[1] = 0;
         b[2] = 0;
@@ -264,7 +310,7 @@ void bgsweep_start(void)
 {
     if (__atomic_exchange_n(&bg_started, 1, __ATOMIC_ACQ_REL))
         return;
-    if (sys_thread_create(NULL, bgsweep, NULL) != 0)
+    if (thread_create_internal(bgsweep, NULL) != 0)
         store_release(&bg_started, 0);
 }
 

@@ -20,12 +20,12 @@
  * stw_epoch are atomic futex words; gm_thread.locks/stop_pending belong to
  * their thread (and its signal handler: signal fences order them).
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
 __thread gm_thread *gm_self __attribute__((tls_model("initial-exec")));
+__thread uint32_t gm_boot_depth __attribute__((tls_model("initial-exec")));
 
 static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
 static gm_thread *allthreads;
@@ -136,10 +136,18 @@ gm_thread *thread_register_self(bool internal)
     gm_thread *t = gm_self;
     if (t != NULL)
         return t;
-    t = calloc(1, sizeof *t);
+    /* Not calloc: in libgomem-malloc.so that is gomem itself, and this
+     * thread cannot allocate before it is registered. What libc allocates
+     * for us meanwhile (pthread_getattr_np's cpuset, the main thread's
+     * /proc/self/maps stream) comes from the malloc replacement's
+     * bootstrap arena while gm_boot_depth is nonzero. */
+    t = sys_alloc(sizeof *t);
     if (t == NULL)
         gm_throw("out of memory registering a thread");
+    gm_boot_depth++;
     sys_thread_stack(&t->stack_lo, &t->stack_hi);
+    sys_thread_tls(&t->tls_lo, &t->tls_hi);
+    gm_boot_depth--;
     t->pthread = sys_thread_self();
     t->tid = sys_gettid();
     t->internal = internal;
@@ -187,7 +195,7 @@ void thread_unregister_self(void)
     mcache_free(t->cache);
     if (t->gcw != NULL)
         sys_free(t->gcw, sizeof *t->gcw);
-    free(t);
+    sys_free(t, sizeof *t);
 }
 
 int gm_register_thread(void)
@@ -265,7 +273,12 @@ pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     a->next = pending_starts;
     pending_starts = a;
     pthread_mutex_unlock(&pending_lock);
+    /* What libc allocates for the new thread (its DTV) is libc's to free,
+     * and it keeps it in its stack cache after the thread exits, where no
+     * scan sees it: not a leak of the program's (leakcheck). */
+    gm_self->noprof++;
     int r = real(thread, attr, thread_start, a);
+    gm_self->noprof--;
     if (r != 0)
         drop_pending(a);
     return r;
@@ -289,7 +302,7 @@ void thread_fork_child(void)
         if (t != me) {
             mcache_release_all(t->cache);
             stats_retire_cache(t->cache);
-            free(t);
+            sys_free(t, sizeof *t);
         }
         t = next;
     }

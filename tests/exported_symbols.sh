@@ -5,6 +5,8 @@
 # automatically, the interposers that let system calls write into
 # write-protected heap pages (read, pread, pread64, readv, recv, recvfrom;
 # src/platform/linux_wtrack.c), and the linker's own marker symbols. Offenders are printed.
+# GOMEM_EXPORT_EXTRA: more allowed names, '|'-separated (libgomem-malloc.so:
+# the malloc family).
 # Header functions missing from the library are reported as warnings.
 #
 # usage: exported_symbols.sh LIBGOMEM_SO [NM [GOMEM_H]]
@@ -25,7 +27,7 @@ awk 'NF >= 3 { sub(/@.*/, "", $3); print $3 }' "$tmp/nm.out" | sort -u >"$tmp/de
 
 # (AddressSanitizer adds an __odr_asan.NAME indicator per exported variable.)
 grep -Ev '^(__odr_asan[._])?(gm_|GM_)' "$tmp/defined" |
-    grep -Evx 'pthread_create|read|pread|pread64|readv|recv|recvfrom|_init|_fini|__bss_start|_edata|_end' \
+    grep -Evx "pthread_create|read|pread|pread64|readv|recv|recvfrom|_init|_fini|__bss_start|_edata|_end${GOMEM_EXPORT_EXTRA:+|$GOMEM_EXPORT_EXTRA}" \
         >"$tmp/offenders" || true
 
 status=0

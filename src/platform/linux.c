@@ -7,6 +7,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <link.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -196,6 +198,73 @@ void sys_thread_stack(uintptr_t *lo, uintptr_t *hi)
     }
     *lo = (uintptr_t)addr;
     *hi = (uintptr_t)addr + size;
+}
+
+/* The static TLS block and thread descriptor of the calling thread (x86-64:
+ * the TLS blocks end where the descriptor starts, at the thread pointer).
+ * glibc's sizes come from its symbols for debuggers (_thread_db_sizeof_-
+ * pthread, _dl_get_tls_static_info); without them, nothing. */
+void sys_thread_tls(uintptr_t *lo, uintptr_t *hi)
+{
+    static size_t block, desc; /* 0: unknown; written once, same values */
+    if (block == 0) {
+        void (*info)(size_t *, size_t *) = (void (*)(size_t *, size_t *))dlsym(
+            RTLD_DEFAULT, "_dl_get_tls_static_info");
+        const unsigned *pd = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+        size_t size = 0, align = 0;
+        if (info != NULL && pd != NULL) {
+            info(&size, &align);
+            if (size > *pd) {
+                desc = *pd;
+                block = size;
+            }
+        }
+    }
+    *lo = *hi = 0;
+    if (block == 0)
+        return;
+    uintptr_t tp = (uintptr_t)pthread_self();
+    *hi = tp + desc;
+    *lo = *hi - block;
+}
+
+/* Calls fn for each private anonymous read/write mapping of the process
+ * (no file, [heap] included, [stack] and other bracketed names not), from
+ * /proc/self/maps, read without stdio or malloc. */
+void sys_anon_mappings(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                       void *arg)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[8192];
+    size_t have = 0;
+    for (;;) {
+        ssize_t k = read(fd, buf + have, sizeof buf - 1 - have);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        have += (size_t)k;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+            *nl = '\0';
+            unsigned long lo, hi, off, inode;
+            char perm[5], dev[16];
+            int name = 0;
+            if (sscanf(line, "%lx-%lx %4s %lx %15s %lu %n", &lo, &hi, perm,
+                       &off, dev, &inode, &name) >= 6 &&
+                perm[0] == 'r' && perm[1] == 'w' && perm[3] == 'p' &&
+                inode == 0 &&
+                (line[name] == '\0' || strcmp(line + name, "[heap]") == 0))
+                fn(lo, hi, arg);
+            line = nl + 1;
+        }
+        have -= (size_t)(line - buf);
+        memmove(buf, line, have);
+    }
+    close(fd);
 }
 
 long sys_gettid(void)

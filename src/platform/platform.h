@@ -52,6 +52,13 @@ void sys_futex_wait_timeout(uint32_t *addr, uint32_t val, int64_t ns);
 /* The calling thread's stack: [*lo, *hi). */
 void sys_thread_stack(uintptr_t *lo, uintptr_t *hi);
 long sys_gettid(void);
+/* The calling thread's static TLS and thread descriptor, [*lo, *hi), or
+ * both 0 if unknown: pthread keys' values and __thread variables live
+ * there, outside the stack for the main thread. */
+void sys_thread_tls(uintptr_t *lo, uintptr_t *hi);
+/* Each private anonymous read/write mapping ([heap] too, not [stack]). */
+void sys_anon_mappings(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                       void *arg);
 
 /* Calls fn for each writable data segment of every loaded object (the
  * program, shared objects, dlopen'ed ones). Takes the loader's lock: never

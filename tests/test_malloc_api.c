@@ -1,0 +1,234 @@
+/*
+ * The malloc family of libgomem-malloc.so (linked, so that this program's
+ * malloc is gomem's): glibc's promises (16-byte alignment, malloc(0),
+ * calloc overflow, realloc, the aligned allocators and what free and
+ * malloc_usable_size accept of their blocks, errno kept by free), reuse of
+ * freed memory without a collection, threads freeing each other's blocks,
+ * fork, and GOMEM_MALLOC parsing. Run in each mode by ctest.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "gomem.h"
+
+/* volatile: sizes the compiler cannot see (it rejects the huge ones) */
+volatile size_t huge = SIZE_MAX / 2, huge2 = SIZE_MAX - 8;
+
+static bool aligned(const void *p, size_t a)
+{
+    return ((uintptr_t)p & (a - 1)) == 0;
+}
+
+static void test_basic(void)
+{
+    void *g = calloc(1, 100);
+    REQUIRE(gm_base(g) == g, "malloc is gomem's: gm_base(%p) = %p", g,
+            gm_base(g));
+    free(g);
+    char *d = strdup("libc's own calls use it too");
+    CHECK(gm_base(d) == d, "strdup's block is gomem's");
+    free(d);
+    void *z1 = malloc(0), *z2 = malloc(0);
+    CHECK(z1 != NULL && z2 != NULL && z1 != z2, "malloc(0) unique: %p %p", z1,
+          z2);
+    free(z1);
+    free(z2);
+    free(NULL);
+    for (size_t n = 1; n <= 70000; n += n < 64 ? 1 : n / 3) {
+        unsigned char *p = malloc(n);
+        CHECK(p != NULL && aligned(p, 16), "malloc(%zu) = %p 16-aligned", n,
+              (void *)p);
+        CHECK(malloc_usable_size(p) >= n, "usable %zu >= %zu",
+              malloc_usable_size(p), n);
+        memset(p, 0xab, n);
+        free(p);
+    }
+    void *p = malloc(20);
+    CHECK(malloc_usable_size(p) == 32, "17-24 bytes get the 32-byte class: %zu",
+          malloc_usable_size(p));
+    free(p);
+    CHECK(malloc_usable_size(NULL) == 0, "usable size of NULL");
+}
+
+static void test_calloc_realloc(void)
+{
+    errno = 0;
+    CHECK(calloc(huge, 3) == NULL && errno == ENOMEM,
+          "calloc overflow: NULL, ENOMEM (errno %d)", errno);
+    errno = 0;
+    CHECK(malloc(huge2) == NULL && errno == ENOMEM,
+          "huge malloc: NULL, ENOMEM");
+    /* freed memory comes back zeroed from calloc */
+    for (int round = 0; round < 3; round++) {
+        unsigned char *q[256];
+        for (int i = 0; i < 256; i++) {
+            q[i] = malloc(100);
+            memset(q[i], 0xff, 100);
+        }
+        for (int i = 0; i < 256; i++)
+            free(q[i]);
+        int dirty = 0;
+        for (int i = 0; i < 256; i++) {
+            q[i] = calloc(1, 100);
+            for (int k = 0; k < 100; k++)
+                dirty += q[i][k] != 0;
+        }
+        CHECK(dirty == 0, "calloc after free is zeroed: %d dirty", dirty);
+        for (int i = 0; i < 256; i++)
+            free(q[i]);
+    }
+    char *s = realloc(NULL, 10);
+    memcpy(s, "abcdefghi", 10);
+    for (size_t n = 16; n < 300000; n *= 3) {
+        s = realloc(s, n);
+        CHECK(s != NULL && memcmp(s, "abcdefghi", 10) == 0,
+              "realloc to %zu keeps the contents", n);
+    }
+    s = realloc(s, 5);
+    CHECK(s != NULL && memcmp(s, "abcde", 5) == 0, "shrinking realloc");
+    CHECK(realloc(s, 0) == NULL, "realloc(p, 0) frees and returns NULL");
+    errno = 0;
+    CHECK(reallocarray(NULL, huge, 8) == NULL && errno == ENOMEM,
+          "reallocarray overflow");
+    int *a = reallocarray(NULL, 100, sizeof(int));
+    CHECK(a != NULL, "reallocarray");
+    free(a);
+}
+
+static void test_aligned(void)
+{
+    size_t sizes[] = {1, 24, 100, 4096, 5000, 40000, 300000};
+    for (size_t a = 32; a <= (1 << 20); a *= 2)
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            size_t n = sizes[k];
+            void *p = NULL;
+            int r = posix_memalign(&p, a, n);
+            CHECK(r == 0 && aligned(p, a), "posix_memalign(%zu, %zu) = %p", a,
+                  n, p);
+            CHECK(malloc_usable_size(p) >= n, "usable size of aligned block");
+            memset(p, 1, n);
+            p = realloc(p, n + 100000);
+            CHECK(p != NULL && ((unsigned char *)p)[n - 1] == 1,
+                  "realloc of an aligned block");
+            free(p);
+            p = aligned_alloc(a, n);
+            CHECK(p != NULL && aligned(p, a), "aligned_alloc(%zu, %zu)", a, n);
+            free(p);
+            p = memalign(a, n);
+            CHECK(p != NULL && aligned(p, a), "memalign(%zu, %zu)", a, n);
+            free(p);
+        }
+    void *p = (void *)1;
+    CHECK(posix_memalign(&p, 24, 10) == EINVAL && p == (void *)1,
+          "posix_memalign rejects 24");
+    errno = 0;
+    CHECK(aligned_alloc(24, 10) == NULL && errno == EINVAL,
+          "aligned_alloc rejects 24");
+    p = valloc(10);
+    CHECK(aligned(p, 4096), "valloc");
+    free(p);
+    p = pvalloc(10);
+    CHECK(aligned(p, 4096) && malloc_usable_size(p) >= 4096, "pvalloc");
+    free(p);
+}
+
+static void test_errno_and_reuse(void)
+{
+    void *p = malloc(100);
+    errno = 1234;
+    free(p);
+    CHECK(errno == 1234, "free keeps errno: %d", errno);
+    /* 2 GiB through a 1 MiB working set: freed memory is reused without
+     * a collection in every mode */
+    void *ring[1024] = {0};
+    for (size_t i = 0; i < (2u << 20); i++) {
+        size_t k = i % 1024;
+        free(ring[k]);
+        ring[k] = malloc(64 + (i * 7919) % 2000);
+    }
+    for (size_t k = 0; k < 1024; k++)
+        free(ring[k]);
+    void *big[8];
+    for (int r = 0; r < 200; r++) { /* 200 x 8 x 1 MiB large blocks */
+        for (int k = 0; k < 8; k++)
+            big[k] = malloc(1 << 20);
+        for (int k = 0; k < 8; k++)
+            free(big[k]);
+    }
+    gm_memstats ms;
+    gm_read_memstats(&ms);
+    CHECK(ms.heap_sys < (64u << 20), "heap stays small: heap_sys %llu",
+          (unsigned long long)ms.heap_sys);
+    CHECK(ms.frees + 16 >= ms.mallocs / 2, "frees counted: %llu of %llu",
+          (unsigned long long)ms.frees, (unsigned long long)ms.mallocs);
+}
+
+/* Threads free each other's blocks: a ring of mailboxes. */
+enum { NTHREADS = 4, PER_THREAD = 200000 };
+static void *_Atomic mailbox[NTHREADS][64];
+
+static void *worker(void *arg)
+{
+    int me = (int)(intptr_t)arg, next = (me + 1) % NTHREADS;
+    for (int i = 0; i < PER_THREAD; i++) {
+        size_t n = 16 + (size_t)(i * 31 + me) % 3000;
+        unsigned char *p = malloc(n);
+        p[0] = (unsigned char)me;
+        p[n - 1] = (unsigned char)me;
+        void *old =
+            __atomic_exchange_n(&mailbox[next][i % 64], p, __ATOMIC_ACQ_REL);
+        free(old);
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    pthread_t t[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i);
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < NTHREADS; i++)
+        for (int k = 0; k < 64; k++)
+            free(mailbox[i][k]);
+    CHECK(1, "threads freeing across each other");
+}
+
+static void test_fork(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < 10000; i++)
+            free(malloc((size_t)i % 5000 + 1));
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child allocates: %#x", st);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--double-free") == 0) {
+        void *volatile p = malloc(100);
+        free(p);
+        free(p);
+        return 0;
+    }
+    test_basic();
+    test_calloc_realloc();
+    test_aligned();
+    test_errno_and_reuse();
+    test_threads();
+    test_fork();
+    CHECK_DONE();
+}
