@@ -346,7 +346,9 @@ __attribute__((noinline)) static void test_bounded(void)
     gm_read_memstats(&ms1);
     uint64_t peak = args[0].peak > args[1].peak ? args[0].peak : args[1].peak;
     CHECK(args[0].ok && args[1].ok, "every copy has its string's bytes");
-    CHECK(peak < 64u << 20,
+    /* kept alive, the copies alone would take over 300 MiB; 30-40 MiB is
+     * usual, more on a loaded machine, where the sweep lags behind */
+    CHECK(peak < 128u << 20,
           "%llu distinct strings made and dropped: heap_alloc peak %llu MiB",
           (unsigned long long)n, (unsigned long long)(peak >> 20));
     CHECK(ms1.num_gc > ms0.num_gc, "collections ran");
