@@ -100,10 +100,10 @@ mspan *mcache_refill(mcache *c, unsigned spc)
         !old->tiny && load_relaxed(&gm_gcphase) == GC_OFF) {
         /* eager free: reuse the slots freed in the span we own */
         unsigned cls = central_sizeclass(spc);
+        uint16_t n = (uint16_t)(old->alloccount - old->alloccount_at_cache);
         stats_begin(c);
-        store_relaxed(&c->nmalloc[cls],
-                      c->nmalloc[cls] + (uint16_t)(old->alloccount -
-                                                   old->alloccount_at_cache));
+        store_relaxed(&c->nmalloc[cls], c->nmalloc[cls] + n);
+        fetch_add(&gm_stat.nmalloc[cls], n); /* as central_uncache_span */
         span_reclaim_freed(old);
         old->alloccount_at_cache = old->alloccount;
         stats_end(c);
