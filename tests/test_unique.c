@@ -350,7 +350,9 @@ __attribute__((noinline)) static void test_bounded(void)
     CHECK(ms1.num_gc > ms0.num_gc, "collections ran");
     uint64_t e, l, sl;
     unique_stats(&e, &l, &sl);
-    CHECK(sl < n / 8, "table slots %llu for %llu strings made",
+    /* Kept, the entries would need 2n slots and more; cleaned, about one
+     * cycle's worth (measured: 32k-262k slots). */
+    CHECK(sl < (1u << 20), "table slots %llu for %llu strings made",
           (unsigned long long)sl, (unsigned long long)n);
     printf("%llu misses: %.0f ns each (wall), heap_alloc peak %.1f MiB, %u "
            "GCs, table %llu entries / %llu slots\n",
