@@ -99,8 +99,7 @@ enum {
     SHARD_BITS = 6,
     NSHARDS = 1 << SHARD_BITS,
     MIN_CAP = 8,
-    CLEAN_SHARE = 8, /* see must_clean */
-    SPIN_TRIES = 64,
+    CLEAN_SHARE = 8,    /* see must_clean */
     PREFETCH_AHEAD = 8, /* slots */
     CHUNK = 512,        /* slots counted or copied per runtime section */
     SCRUB_BYTES = 8192, /* stack cleared after each (see over_table) */
@@ -140,23 +139,6 @@ static uint64_t useed;
             mark_shade((uintptr_t)ustore_v_);                                  \
         store_release((slot), ustore_v_);                                      \
     } while (0)
-
-static void spin_lock(uint32_t *l)
-{
-    for (unsigned n = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); n++) {
-        while (load_relaxed(l)) {
-            if (n++ < SPIN_TRIES)
-                __builtin_ia32_pause();
-            else
-                sys_sleep_ns(0); /* the holder may have been descheduled */
-        }
-    }
-}
-
-static void spin_unlock(uint32_t *l)
-{
-    store_release(l, 0);
-}
 
 /* ---- Hashing ---------------------------------------------------------
  */
