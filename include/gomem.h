@@ -182,6 +182,12 @@ GM_API void gm_cleanup_stop(gm_cleanup c);
 typedef struct gm_weak_cell *gm_weak;
 GM_API gm_weak gm_weak_make(const void *p);
 GM_API void *gm_weak_value(gm_weak w);
+/* unique.Make for byte strings: the canonical copy of data[0..len) (any
+ * bytes, zeros included), a noscan gomem object of exactly len bytes; equal
+ * bytes give the same pointer for as long as that copy is reachable (the
+ * table does not keep it alive; made again after it died, a new copy).
+ * len 0 gives the zero-size object (gm_alloc(0)). Do not write to or
+ * gm_free a copy; NULL data with len > 0 is a fatal error. */
 GM_API const void *gm_unique_make(const void *data, size_t len);
 
 /* ---- Pools (sync.Pool) --------------------------------------------------- */

@@ -102,6 +102,26 @@ static inline bool spanclass_noscan(unsigned spc)
 #define store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define fetch_add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 
+/* A spin lock word for short sections in the runtime (pool.c, unique.c):
+ * spins SPIN_TRIES times, then yields the CPU, since the holder may have
+ * been descheduled. */
+enum { SPIN_TRIES = 64 };
+static inline void spin_lock(uint32_t *l)
+{
+    for (unsigned n = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); n++) {
+        while (load_relaxed(l)) {
+            if (n++ < SPIN_TRIES)
+                __builtin_ia32_pause();
+            else
+                sys_sleep_ns(0);
+        }
+    }
+}
+static inline void spin_unlock(uint32_t *l)
+{
+    store_release(l, 0);
+}
+
 /* ---- fatal.c ------------------------------------------------------------- */
 
 /* Prints "fatal error: gomem: <msg>" and aborts. printf-like; allocates

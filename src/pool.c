@@ -68,7 +68,6 @@ enum {
     RING_MIN = 8,
     RING_MAX = 1 << 30,
     DIR_MIN = 4,
-    SPIN_TRIES = 64,
 };
 
 typedef struct pool_local {
@@ -102,23 +101,6 @@ static size_t ids_words;
 
 /* ---- Small helpers -------------------------------------------------------
  */
-
-static void spin_lock(uint32_t *l)
-{
-    for (unsigned n = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); n++) {
-        while (load_relaxed(l)) {
-            if (n++ < SPIN_TRIES)
-                __builtin_ia32_pause();
-            else
-                sys_sleep_ns(0); /* the holder may have been descheduled */
-        }
-    }
-}
-
-static void spin_unlock(uint32_t *l)
-{
-    store_release(l, 0);
-}
 
 /* *slot = v for a pointer into pool memory, shading v while a mark runs
  * in barrier mode. In the runtime. */

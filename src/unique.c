@@ -34,18 +34,19 @@
  * else the empty slot ending the probe is filled: tag and length, then the
  * cell with release.
  *
- * Rebuilding is the cleanup pass. The insertion that finds it due
- * (must_rebuild) sets the shard's `growing` flag, which freezes the table
- * against insertions (other inserters of that shard wait outside the
- * runtime; lookups go on in the frozen table), and, outside the runtime,
- * counts the entries whose copy is alive (sweeping the copy's span first
- * when the last mark left it unswept: an entry the last collection found
- * dead is always dropped), allocates a table of at least twice that many
- * slots (smaller than the old one when most entries died), copies the
- * live entries into it and publishes it. It is due when
+ * Cleanup. The insertion that finds a count due (must_clean) sets the
+ * shard's `growing` flag, which freezes the table against insertions
+ * (other inserters of that shard wait outside the runtime; lookups go on in
+ * the frozen table), and, outside the runtime, counts the entries whose
+ * copy is alive (sweeping the copy's span first when the last mark left it
+ * unswept, so that every entry the last collection found dead counts as
+ * dead). If the table was full or a quarter of its entries died, it
+ * allocates a table of at least twice as many slots as live entries
+ * (smaller than the old one when most died), copies the live entries into
+ * it and publishes it. A count is due when
  *  - the table would pass 3/4 of its slots used: a table rebuilt with L
  *    live entries takes at least cap/4 insertions before it fills again;
- *  - or a collection has ended since the last rebuild and the insertions
+ *  - or a collection has ended since the last count and the insertions
  *    since then are at least cap/8. This is Go's cleanup after each
  *    collection, paid for by insertions: without it the entries of strings
  *    made and dropped during a cycle would stay (their slots and their
@@ -53,11 +54,16 @@
  *    the pacer, counting them as live, would let the next cycle make even
  *    more (10 million strings dropped after 100,000 kept ones took the
  *    heap past 380 MiB; with the cleanup, under 40 MiB).
- * Either way a rebuild's O(slots) work is paid for by O(slots) insertions.
+ * Either way a count's O(slots) work is paid for by O(slots) insertions.
  * Readers still probing the old table may miss an entry inserted since in
  * the new one: a miss always re-probes the current table under the lock.
  * A shard that receives no insertions keeps its dead entries (their cells,
- * 16 bytes each, and their slots) until it does.
+ * 16 bytes each, and their slots) until it does. (Go 1.23 runs its cleanup
+ * on a goroutine after every collection. Tried here on the finalizer
+ * thread, through a sentinel object with a cleanup, it now and then kept
+ * a dropped copy alive for several cycles once it rebuilt tables there
+ * (counting alone did not show it): a conservative retention not tracked
+ * down, so cleanup stays with the inserters.)
  *
  * Invariants:
  *  - A slot's tag and nlen are written once, before its first cell, and
@@ -75,7 +81,7 @@
  *    at a time. Under it gm_weak_value may sweep one span (specials lock,
  *    central, heap and leaf locks); nothing holding those takes a shard lock.
  *  - ushard.tab: written (release) under the lock; read with acquire.
- *  - ushard.used, inserted, rebuilt, growing: under the lock.
+ *  - ushard.used, inserted, counted, growing: under the lock.
  *  - Slot cells: written (release) under the lock, or into a table not yet
  *    published; read with acquire. Tag and nlen: see the invariants.
  *  - Barrier mode (GM_STORE): every cell or table stored into scanned
@@ -93,9 +99,10 @@ enum {
     SHARD_BITS = 6,
     NSHARDS = 1 << SHARD_BITS,
     MIN_CAP = 8,
-    CLEAN_SHARE = 8, /* see must_rebuild */
-    SPIN_TRIES = 64,
+    CLEAN_SHARE = 8,    /* see must_clean */
     PREFETCH_AHEAD = 8, /* slots */
+    CHUNK = 512,        /* slots counted or copied per runtime section */
+    SCRUB_BYTES = 8192, /* stack cleared after each (see over_table) */
 };
 
 #define TAG_BIT ((uint64_t)1 << 63)
@@ -113,11 +120,11 @@ typedef struct utable {
 
 typedef struct ushard {
     uint32_t lock;
-    uint32_t growing; /* a rebuild is under way: no insertions */
+    uint32_t growing; /* a count or rebuild is under way: no insertions */
     utable *tab;
     uint64_t used;     /* slots with a cell in tab */
-    uint64_t inserted; /* entries added to tab since its rebuild */
-    uint32_t rebuilt;  /* gm_mheap.sweepgen at tab's rebuild */
+    uint64_t inserted; /* entries added since the last count */
+    uint32_t counted;  /* gm_mheap.sweepgen at the last count */
 } __attribute__((aligned(64))) ushard;
 
 static ushard shards[NSHARDS];
@@ -132,23 +139,6 @@ static uint64_t useed;
             mark_shade((uintptr_t)ustore_v_);                                  \
         store_release((slot), ustore_v_);                                      \
     } while (0)
-
-static void spin_lock(uint32_t *l)
-{
-    for (unsigned n = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); n++) {
-        while (load_relaxed(l)) {
-            if (n++ < SPIN_TRIES)
-                __builtin_ia32_pause();
-            else
-                sys_sleep_ns(0); /* the holder may have been descheduled */
-        }
-    }
-}
-
-static void spin_unlock(uint32_t *l)
-{
-    store_release(l, 0);
-}
 
 /* ---- Hashing ---------------------------------------------------------
  */
@@ -275,24 +265,7 @@ static inline bool cell_set(const gm_weak_cell *c)
     return c != NULL && load_acquire(&c->ptr) != 0;
 }
 
-/* Is the copy behind c alive? A copy the last mark left unmarked still has
- * its cell set until its span is swept: sweep the span first, as
- * gm_weak_value does (but nothing is shaded: the copy is not handed out),
- * so that a rebuild drops every entry the last collection found dead,
- * whether or not the sweeper got there. Outside the runtime. */
-static bool cell_alive(const gm_weak_cell *c)
-{
-    if (!cell_set(c))
-        return false;
-    gm_thread *m = acquirem();
-    mspan *s = span_of(load_acquire(&c->ptr));
-    if (s != NULL)
-        span_ensure_swept(s);
-    releasem(m);
-    return cell_set(c);
-}
-
-/* Starts loading the cell of slot i, if any: a rebuild reads every cell,
+/* Starts loading the cell of slot i, if any: a count reads every cell,
  * each a cache miss of its own. */
 static inline void prefetch_cell(const utable *t, uint64_t i)
 {
@@ -303,25 +276,65 @@ static inline void prefetch_cell(const utable *t, uint64_t i)
     }
 }
 
-/* The shard is frozen (growing set by the caller), so t does not change
- * but for cells being cleared by sweeps. Outside the runtime: counts,
- * allocates and copies with the world running, then publishes. */
-static void rebuild(ushard *sh, const utable *t)
+/* Counting and copying load the addresses of copies to test them. Done
+ * outside the runtime, a stop of the world could find one in a register
+ * or a stack slot of the thread and keep that copy for a cycle: a thread
+ * counting while another collects would keep exactly the copies the
+ * program just dropped. So the loops run in chunks, each
+ * inside the runtime (no stop can come), in a function of its own (its
+ * callee-saved registers are restored when it returns), and before
+ * leaving the runtime the caller-saved registers are zeroed and so is the
+ * stack below (a stop deferred to releasem suspends the thread in frames
+ * laid over the chunk's). */
+static inline void scrub_registers(void)
 {
-    uint32_t gen = load_relaxed(&gm_mheap.sweepgen);
-    uint64_t live = 0, oldcap = t != NULL ? t->mask + 1 : 0;
-    for (uint64_t i = 0; i < oldcap; i++) {
+    __asm__ volatile("xor %%eax, %%eax\n\txor %%ecx, %%ecx\n\t"
+                     "xor %%edx, %%edx\n\txor %%esi, %%esi\n\t"
+                     "xor %%edi, %%edi\n\txor %%r8d, %%r8d\n\t"
+                     "xor %%r9d, %%r9d\n\txor %%r10d, %%r10d\n\t"
+                     "xor %%r11d, %%r11d"
+                     :
+                     :
+                     : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10",
+                       "r11", "cc", "memory");
+}
+
+static __attribute__((noinline)) void scrub_stack_below(void)
+{
+    volatile char buf[SCRUB_BYTES];
+    memset((char *)buf, 0, sizeof buf);
+    __asm__ volatile("" : : "r"(buf) : "memory");
+}
+
+/* The entries in slots [lo, hi) of t whose copy is alive. A copy the last
+ * mark left unmarked still has its cell set until its span is swept: the
+ * span is swept first, as gm_weak_value does (nothing is shaded: no copy
+ * is handed out), so that everything the last collection found dead
+ * counts as dead whether or not the sweeper got there. In the runtime. */
+static __attribute__((noinline)) uint64_t count_chunk(const utable *t,
+                                                      uint64_t lo, uint64_t hi)
+{
+    uint64_t live = 0;
+    for (uint64_t i = lo; i < hi; i++) {
         prefetch_cell(t, i + PREFETCH_AHEAD);
-        live += cell_alive(load_acquire(&t->slot[i].cell));
+        const gm_weak_cell *c = load_acquire(&t->slot[i].cell);
+        if (!cell_set(c))
+            continue;
+        mspan *s = span_of(load_acquire(&c->ptr));
+        if (s != NULL)
+            span_ensure_swept(s);
+        live += cell_set(c);
     }
-    uint64_t cap = MIN_CAP;
-    while (cap < 2 * (live + 1))
-        cap *= 2;
-    utable *nt =
-        mallocgc(sizeof *nt + cap * sizeof nt->slot[0], false, false, NULL);
-    nt->mask = cap - 1;
-    uint64_t used = 0;
-    for (uint64_t i = 0; i < oldcap; i++) {
+    return live;
+}
+
+/* Copies the entries of slots [lo, hi) of t whose cell is set into nt (not
+ * published yet). In the runtime. */
+static __attribute__((noinline)) uint64_t
+copy_chunk(const utable *t, utable *nt, uint64_t lo, uint64_t hi)
+{
+    uint64_t n = 0;
+    for (uint64_t i = lo; i < hi; i++) {
         prefetch_cell(t, i + PREFETCH_AHEAD);
         const uslot *s = &t->slot[i];
         gm_weak_cell *c = load_acquire(&s->cell);
@@ -333,28 +346,70 @@ static void rebuild(ushard *sh, const utable *t)
         nt->slot[j].tag = s->tag;
         nt->slot[j].nlen = s->nlen;
         ustore(&nt->slot[j].cell, c);
-        used++;
+        n++;
+    }
+    return n;
+}
+
+/* count_chunk (nt NULL) or copy_chunk over all of t, a chunk at a time.
+ * Outside the runtime. */
+static uint64_t over_table(const utable *t, utable *nt)
+{
+    uint64_t n = 0;
+    for (uint64_t lo = 0; t != NULL && lo <= t->mask; lo += CHUNK) {
+        uint64_t hi = lo + CHUNK <= t->mask + 1 ? lo + CHUNK : t->mask + 1;
+        gm_thread *m = acquirem();
+        n += nt == NULL ? count_chunk(t, lo, hi) : copy_chunk(t, nt, lo, hi);
+        scrub_stack_below();
+        scrub_registers();
+        releasem(m);
+    }
+    return n;
+}
+
+/* The shard is frozen (growing set by the caller), so t does not change
+ * but for cells being cleared by sweeps. Outside the runtime: counts the
+ * live entries, and unless the table is not full and less than a quarter
+ * of its entries died, allocates a table for them, copies them with the
+ * world running, and publishes it. Unfreezes the shard. */
+static void clean(ushard *sh, const utable *t, bool full)
+{
+    uint32_t gen = load_relaxed(&gm_mheap.sweepgen);
+    uint64_t live = over_table(t, NULL), used = sh->used; /* frozen */
+    utable *nt = NULL;
+    if (full || (used - live) * 4 >= used) {
+        uint64_t cap = MIN_CAP;
+        while (cap < 2 * (live + 1))
+            cap *= 2;
+        nt =
+            mallocgc(sizeof *nt + cap * sizeof nt->slot[0], false, false, NULL);
+        nt->mask = cap - 1;
+        used = over_table(t, nt);
     }
     gm_thread *m = acquirem();
     spin_lock(&sh->lock);
-    ustore(&sh->tab, nt);
-    sh->used = used;
+    if (nt != NULL) {
+        ustore(&sh->tab, nt);
+        sh->used = used;
+    }
     sh->inserted = 0;
-    sh->rebuilt = gen;
+    sh->counted = gen;
     sh->growing = 0;
     spin_unlock(&sh->lock);
     releasem(m);
 }
 
-/* Under the shard lock, before adding an entry to t: is a rebuild due
- * (see the top of the file)? */
-static inline bool must_rebuild(const ushard *sh, const utable *t)
+/* Under the shard lock: must an insertion into t wait for a count? When
+ * the table is full, or a collection has ended since the last count and
+ * the insertions since then are an eighth of the slots (the finalizer
+ * thread may not have got there yet). */
+static inline bool must_clean(const ushard *sh, const utable *t)
 {
     uint64_t cap = t->mask + 1;
     if ((sh->used + 1) * 4 > cap * 3)
         return true;
     return sh->inserted >= cap / CLEAN_SHARE &&
-           sh->rebuilt != load_relaxed(&gm_mheap.sweepgen);
+           sh->counted != load_relaxed(&gm_mheap.sweepgen);
 }
 
 /* ---- The API ---------------------------------------------------------
@@ -392,7 +447,7 @@ static __attribute__((noinline)) const void *make_slow(ushard *sh, uint64_t tag,
         if (found == NULL && reuse != NULL) {
             ustore(&reuse->cell, cell); /* same tag and length: in place */
             found = copy;
-        } else if (found == NULL && t != NULL && !must_rebuild(sh, t)) {
+        } else if (found == NULL && t != NULL && !must_clean(sh, t)) {
             empty->tag = tag;
             empty->nlen = nlen;
             ustore(&empty->cell, cell);
@@ -405,10 +460,11 @@ static __attribute__((noinline)) const void *make_slow(ushard *sh, uint64_t tag,
             releasem(m);
             return found;
         }
+        bool full = t == NULL || (sh->used + 1) * 4 > (t->mask + 1) * 3;
         sh->growing = 1;
         spin_unlock(&sh->lock);
         releasem(m);
-        rebuild(sh, t);
+        clean(sh, t, full);
     }
 }
 
