@@ -17,7 +17,11 @@
  *    the sweep counts objects it frees that were never passed to gm_free;
  *    this profile lists them by allocation site (sample types
  *    leaked_objects/count, leaked_space/bytes; debug=1: the text report).
- *    The same report goes to standard error at exit, after a collection.
+ *    The same report goes to standard error at exit, after a collection,
+ *    and whenever the signal GOMEM_LEAKSIGNAL names arrives: its handler
+ *    only wakes a thread of gomem's, which collects and writes (a signal
+ *    handler may not collect). A forked child keeps the handler but not
+ *    the thread: there the signal is ignored and the report comes at exit.
  *
  * Figures are as of the last completed collection (mprof.c). Everything
  * here allocates with the caller's thread marked noprof, so gomem's own
@@ -414,10 +418,16 @@ int gm_write_profile(const char *name, int fd, int debug)
  * exit handler that runs before ours (coreutils' close_stdout does). */
 static int leak_fd = 2;
 
-static void leakcheck_at_exit(void)
+/* One report: a collection, then the text on leak_fd and, if
+ * GOMEM_LEAKPROF names a file, the pprof form there (rewritten each time).
+ * Reports do not overlap. */
+static void leakcheck_report(void)
 {
+    static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&report_lock);
     /* The malloc replacement keeps unreachable blocks: count them afresh
-     * (a cycle the memory limit caused may have counted some already). */
+     * (an earlier report or a cycle the memory limit caused may have
+     * counted some already). */
     if (gm_keep_unmarked)
         mprof_reset_leaks();
     gm_collect();
@@ -431,6 +441,50 @@ static void leakcheck_at_exit(void)
         if (fd >= 0)
             close(fd);
     }
+    pthread_mutex_unlock(&report_lock);
+}
+
+static void leakcheck_at_exit(void)
+{
+    leakcheck_report();
+}
+
+/* GOMEM_LEAKSIGNAL: each such signal asks this thread for a report. */
+static uint32_t leak_requests;
+
+static void *leaksignal_main(void *arg)
+{
+    (void)arg;
+    thread_register_self(true);
+    for (uint32_t served = 0;;) {
+        uint32_t n = load_acquire(&leak_requests);
+        if (n == served) {
+            sys_futex_wait(&leak_requests, n);
+            continue;
+        }
+        served = n; /* signals that arrive meanwhile: one more report */
+        leakcheck_report();
+    }
+    return NULL;
+}
+
+static void leaksignal_init(void)
+{
+    const char *s = getenv("GOMEM_LEAKSIGNAL");
+    if (s == NULL || *s == '\0')
+        return;
+    int sig = sys_parse_signal(s);
+    if (sig == 0)
+        gm_throw("malformed GOMEM_LEAKSIGNAL=%s (want a signal name or "
+                 "number, such as USR2)",
+                 s);
+    if (!gm_debugvars.leakcheck)
+        gm_throw("GOMEM_LEAKSIGNAL=%s needs leak checking "
+                 "(GOMEM_MALLOC=leakcheck or GODEBUG=leakcheck=1)",
+                 s);
+    if (thread_create_internal(leaksignal_main, NULL) != 0)
+        gm_throw("cannot start the leak report thread");
+    sys_notify_on_signal(sig, &leak_requests);
 }
 
 void profile_init(void)
@@ -449,4 +503,5 @@ void profile_init(void)
             leak_fd = fd;
         atexit(leakcheck_at_exit);
     }
+    leaksignal_init();
 }

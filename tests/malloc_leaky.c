@@ -3,10 +3,14 @@
  * libgomem-malloc.so preloaded and GOMEM_MALLOC=leakcheck. "leaky" plants
  * exactly 3 blocks of 100 bytes (leak_small) and 2 of 5000 (leak_big) that
  * become unreachable without free, besides blocks freed or kept in a
- * global; "clean" frees everything it allocates.
+ * global; "clean" frees everything it allocates; "wait" plants the same
+ * leaks, prints "ready" and waits for standard input to close (so that a
+ * signal can ask for a report meanwhile).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void *kept[20]; /* external: reachable at exit, not leaks */
 volatile int n_small = 3, n_big = 2;
@@ -60,7 +64,8 @@ __attribute__((noinline)) static void clear_stack(void)
 
 int main(int argc, char **argv)
 {
-    int leaky = argc > 1 && strcmp(argv[1], "leaky") == 0;
+    int wait = argc > 1 && strcmp(argv[1], "wait") == 0;
+    int leaky = wait || (argc > 1 && strcmp(argv[1], "leaky") == 0);
     if (leaky) {
         leak_small();
         leak_big();
@@ -70,5 +75,12 @@ int main(int argc, char **argv)
         for (int i = 0; i < 20; i++)
             free(kept[i]);
     clear_stack();
+    if (wait) {
+        printf("ready\n");
+        fflush(stdout);
+        char c;
+        while (read(0, &c, 1) > 0)
+            ;
+    }
     return 0;
 }

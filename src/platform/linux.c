@@ -436,6 +436,58 @@ void sys_install_suspend_handler(void (*handler)(void))
     sigaction(suspend_signal, &sa, NULL);
 }
 
+/* ---- Signals that request work
+ * ------------------------------------------------- */
+
+/* A signal by number or name, with or without "SIG"; 0 if s is neither,
+ * or names a signal the kernel or gomem keeps (KILL, STOP, the faults,
+ * the suspend signal). */
+int sys_parse_signal(const char *s)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } names[] = {{"HUP", SIGHUP},    {"INT", SIGINT},   {"QUIT", SIGQUIT},
+                 {"USR1", SIGUSR1},  {"USR2", SIGUSR2}, {"TERM", SIGTERM},
+                 {"WINCH", SIGWINCH}};
+    char *end;
+    long n = strtol(s, &end, 10);
+    if (*s >= '0' && *s <= '9') {
+        bool taken = n == SIGKILL || n == SIGSTOP || n == SIGSEGV ||
+                     n == SIGBUS || n == SIGFPE || n == SIGILL ||
+                     n == suspend_signal; /* gomem's or the kernel's */
+        return *end == '\0' && n > 0 && n < SIGRTMAX && !taken ? (int)n : 0;
+    }
+    if (strncmp(s, "SIG", 3) == 0)
+        s += 3;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i].name) == 0)
+            return names[i].sig;
+    return 0;
+}
+
+static uint32_t *notify_word;
+
+static void on_notify_signal(int sig)
+{
+    (void)sig;
+    int saved = errno; /* only async-signal-safe steps: an add, a syscall */
+    __atomic_fetch_add(notify_word, 1, __ATOMIC_RELEASE);
+    sys_futex_wake(notify_word);
+    errno = saved;
+}
+
+void sys_notify_on_signal(int sig, uint32_t *word)
+{
+    notify_word = word;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_notify_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
 /* ---- Data segments
  * ----------------------------------------------------------- */
 

@@ -67,6 +67,13 @@ void sys_anon_mappings(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
 uint64_t sys_data_segments(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
                            void *arg);
 
+/* A signal number from its number or name (USR2, SIGUSR2, 12); 0 if the
+ * text is neither. */
+int sys_parse_signal(const char *s);
+/* From now on signal sig adds one to *word and wakes its futex waiters
+ * (one word for the process). */
+void sys_notify_on_signal(int sig, uint32_t *word);
+
 /* Thread suspension by signal. install: the handler calls handler(ctx) with
  * the interrupted context already spilled onto the stack. */
 void sys_install_suspend_handler(void (*handler)(void));
