@@ -34,12 +34,14 @@ static void fork_prepare(void)
         thread_register_self(false);
     gc_fork_prepare();
     stop_the_world();
+    sys_fork_prepare();
 }
 
 static void fork_parent(void)
 {
     if (!load_acquire(&gm_inited))
         return;
+    sys_fork_parent();
     start_the_world();
     gc_fork_parent();
 }
@@ -48,6 +50,7 @@ static void fork_child(void)
 {
     if (!load_acquire(&gm_inited))
         return;
+    sys_fork_child();
     pthread_mutex_init(&gm_mheap.lock, NULL);
     for (unsigned i = 0; i < NUM_CENTRALS; i++)
         pthread_mutex_init(&gm_mcentral[i].lock, NULL);

@@ -956,7 +956,7 @@ extern bool gm_keep_unmarked;
 /* Threads' static TLS and descriptors are roots (roots.c): in a malloc
  * replacement, __thread variables and pthread keys of the main thread may
  * hold the only pointer to a block. */
-extern bool gm_scan_tls;
+extern bool gm_scan_tls, gm_scan_mappings;
 /* Reclaims the objects of s whose freed bits are set, in place: they
  * become free slots (freeindex 0). s is swept and owned by the caller
  * (cached by it, or popped from a list); no mark is in progress. Returns

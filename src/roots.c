@@ -13,6 +13,12 @@
  * globals and user roots while the world runs, and all of them again in
  * the final pause (they are not write-tracked).
  *
+ * The malloc replacement's modes that mark (gm_scan_mappings) also scan
+ * the program's own anonymous mappings (what it got from mmap: CPython's
+ * frame stacks, GCC's collected pages) with the world stopped, listed
+ * then (they come and go while it runs): in the final pause and in
+ * stop-the-world marks, less gomem's mappings and registered stacks.
+ *
  * Protection: segs/nsegs under gc.lock; user roots under roots.lock, taken
  * only inside the runtime or by the collector (which no stop waits for).
  */
@@ -34,7 +40,7 @@ static struct range *user_roots;
 static size_t nuser, capuser;
 
 uint64_t gm_globals_scan_bytes, gm_stacks_scan_bytes;
-bool gm_scan_tls;
+bool gm_scan_tls, gm_scan_mappings;
 
 static void grow_ranges(struct range **r, size_t *cap, size_t need)
 {
@@ -173,10 +179,29 @@ void roots_scan_globals(gcwork *w)
     gm_globals_scan_bytes = globals;
 }
 
+/* A piece of a program mapping, less the stacks of registered threads
+ * (scanned from their stack pointers). */
+static void scan_mapping(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    for (gm_thread *t = thread_first(); t != NULL; t = t->next) {
+        if (t->stack_hi <= lo || t->stack_lo >= hi)
+            continue;
+        if (t->stack_lo > lo)
+            scan_mapping(lo, t->stack_lo, arg);
+        if (t->stack_hi < hi)
+            scan_mapping(t->stack_hi, hi, arg);
+        return;
+    }
+    scan_block(arg, lo, hi);
+    gm_globals_scan_bytes += hi - lo;
+}
+
 /* World stopped. */
 void roots_scan(gcwork *w)
 {
     roots_scan_globals(w);
+    if (gm_scan_mappings)
+        sys_anon_mappings(scan_mapping, w);
     roots_scan_stacks(w);
 }
 

@@ -4,7 +4,8 @@
  * calloc overflow, realloc, the aligned allocators and what free and
  * malloc_usable_size accept of their blocks, errno kept by free), reuse of
  * freed memory without a collection, threads freeing each other's blocks,
- * fork, and GOMEM_MALLOC parsing. Run in each mode by ctest.
+ * fork, blocks whose only pointers live in memory the program mapped
+ * itself, and GOMEM_MALLOC parsing. Run in each mode by ctest.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -216,6 +218,58 @@ static void test_fork(void)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child allocates: %#x", st);
 }
 
+/* Blocks reachable only from an mmap'd region (as CPython's frame stacks
+ * and GCC's collected pages hold them) survive collections in every mode;
+ * a region unmapped between collections is not scanned after. */
+enum { MAPPED_BLOCKS = 2000 };
+
+__attribute__((noinline)) static void fill_region(void **region)
+{
+    for (size_t i = 0; i < MAPPED_BLOCKS; i++) {
+        unsigned char *b = malloc(48 + i % 200);
+        memset(b, (int)(i & 0xff), 48 + i % 200);
+        region[i * 61] = b; /* spread over the region's pages */
+    }
+}
+
+__attribute__((noinline)) static void clear_stack(void)
+{
+    volatile char buf[16384];
+    memset((char *)buf, 0, sizeof buf);
+}
+
+static void test_mapped_roots(void)
+{
+    size_t bytes = MAPPED_BLOCKS * 61 * sizeof(void *);
+    void **region = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(region != MAP_FAILED, "mmap");
+    fill_region(region);
+    clear_stack();
+    for (int round = 0; round < 3; round++) {
+        gm_collect();
+        /* garbage that would reuse the blocks, had they been freed */
+        for (int i = 0; i < 20000; i++)
+            free(malloc(48 + (size_t)i % 200));
+        void *scratch = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        REQUIRE(scratch != MAP_FAILED, "mmap");
+        memset(scratch, 0x5a, 1 << 20);
+        munmap(scratch, 1 << 20); /* gone before the next collection */
+    }
+    size_t bad = 0;
+    for (size_t i = 0; i < MAPPED_BLOCKS; i++) {
+        unsigned char *b = region[i * 61];
+        for (size_t k = 0; k < 48 + i % 200; k++)
+            bad += b[k] != (unsigned char)(i & 0xff);
+    }
+    CHECK(bad == 0, "%zu bytes of blocks held by a mapping changed", bad);
+    for (size_t i = 0; i < MAPPED_BLOCKS; i++)
+        free(region[i * 61]); /* a collected block: fatal error */
+    munmap(region, bytes);
+    gm_collect(); /* the region is gone: not scanned */
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--double-free") == 0) {
@@ -230,5 +284,6 @@ int main(int argc, char **argv)
     test_errno_and_reuse();
     test_threads();
     test_fork();
+    test_mapped_roots();
     CHECK_DONE();
 }

@@ -24,7 +24,109 @@
 /* ---- Memory ----------------------------------------------------------------
  */
 
-void *sys_reserve(void *hint, size_t size, size_t align)
+/*
+ * gomem's own mappings (reservations and sys_alloc's metadata), so that
+ * sys_anon_mappings can leave them out when the malloc replacement scans
+ * the program's mappings. An unsorted table of disjoint ranges, in a
+ * mapping of its own (listed in itself). owned_lock is held with every
+ * signal blocked, so no thread is ever stopped for a collection holding
+ * it, and the collector may take it while the world is stopped.
+ */
+struct owned_range {
+    uintptr_t lo, hi;
+};
+static struct owned_range *owned;
+static size_t nowned, capowned;
+static pthread_mutex_t owned_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void owned_lock_all(sigset_t *saved)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, saved);
+    pthread_mutex_lock(&owned_lock);
+}
+
+static void owned_unlock_all(const sigset_t *saved)
+{
+    pthread_mutex_unlock(&owned_lock);
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+/* Appends [lo, hi); false if the table cannot grow. owned_lock held. */
+static bool owned_push(uintptr_t lo, uintptr_t hi)
+{
+    if (nowned + 2 > capowned) { /* room for this and the new table */
+        size_t ncap = capowned ? capowned * 2 : 256;
+        size_t bytes = ncap * sizeof *owned;
+        struct owned_range *n = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (n == MAP_FAILED)
+            return false;
+        struct owned_range *old = owned;
+        size_t oldbytes = capowned * sizeof *owned;
+        size_t k = 0;
+        for (size_t i = 0; i < nowned; i++) /* drop the old table's entry */
+            if (owned[i].lo != (uintptr_t)old)
+                n[k++] = owned[i];
+        n[k].lo = (uintptr_t)n;
+        n[k].hi = (uintptr_t)n + bytes;
+        nowned = k + 1;
+        owned = n;
+        capowned = ncap;
+        if (old != NULL)
+            munmap(old, oldbytes);
+    }
+    owned[nowned].lo = lo;
+    owned[nowned].hi = hi;
+    nowned++;
+    return true;
+}
+
+static void owned_add(void *p, size_t size)
+{
+    sigset_t saved;
+    owned_lock_all(&saved);
+    owned_push((uintptr_t)p, (uintptr_t)p + size);
+    owned_unlock_all(&saved);
+}
+
+/* Takes [p, p+size) out of the table, splitting a range if need be. */
+static void owned_remove(void *p, size_t size)
+{
+    uintptr_t lo = (uintptr_t)p, hi = lo + size;
+    sigset_t saved;
+    owned_lock_all(&saved);
+    for (size_t i = 0; i < nowned; i++) {
+        struct owned_range r = owned[i];
+        if (r.hi <= lo || r.lo >= hi)
+            continue;
+        owned[i] = owned[--nowned];
+        i--;
+        if (r.lo < lo)
+            owned_push(r.lo, lo);
+        if (r.hi > hi)
+            owned_push(hi, r.hi);
+    }
+    owned_unlock_all(&saved);
+}
+
+/* fork: the table is consistent in the child (the caller has stopped the
+ * world; a thread gomem does not know may still be changing it). */
+void sys_fork_prepare(void)
+{
+    pthread_mutex_lock(&owned_lock);
+}
+void sys_fork_parent(void)
+{
+    pthread_mutex_unlock(&owned_lock);
+}
+void sys_fork_child(void)
+{
+    pthread_mutex_init(&owned_lock, NULL);
+}
+
+static void *reserve(void *hint, size_t size, size_t align)
 {
     void *p = mmap(hint, size, PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -48,6 +150,14 @@ void *sys_reserve(void *hint, size_t size, size_t align)
     return (void *)start;
 }
 
+void *sys_reserve(void *hint, size_t size, size_t align)
+{
+    void *p = reserve(hint, size, align);
+    if (p != NULL)
+        owned_add(p, size);
+    return p;
+}
+
 bool sys_map(void *p, size_t size)
 {
     return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
@@ -64,11 +174,15 @@ void *sys_alloc(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED)
+        return NULL;
+    owned_add(p, size);
+    return p;
 }
 
 void sys_free(void *p, size_t size)
 {
+    owned_remove(p, size); /* first: the range may be mapped again at once */
     munmap(p, size);
 }
 
@@ -231,6 +345,41 @@ void sys_thread_tls(uintptr_t *lo, uintptr_t *hi)
 /* Calls fn for each private anonymous read/write mapping of the process
  * (no file, [heap] included, [stack] and other bracketed names not), from
  * /proc/self/maps, read without stdio or malloc. */
+/* Calls fn for the parts of [lo, hi) outside gomem's own mappings. The
+ * pieces are found under owned_lock and handed out without it (fn may
+ * allocate metadata). */
+static void outside_owned(uintptr_t lo, uintptr_t hi,
+                          void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                          void *arg)
+{
+    enum { MAXPIECES = 32 };
+    struct owned_range piece[MAXPIECES];
+    for (uintptr_t cur = lo; cur < hi;) {
+        size_t n = 0;
+        sigset_t saved;
+        owned_lock_all(&saved);
+        while (cur < hi && n < MAXPIECES) {
+            uintptr_t next = hi; /* the first owned byte at or after cur */
+            uintptr_t skip = 0;  /* the end of the owned range there */
+            for (size_t i = 0; i < nowned; i++) {
+                if (owned[i].hi <= cur || owned[i].lo >= next)
+                    continue;
+                next = owned[i].lo > cur ? owned[i].lo : cur;
+                skip = owned[i].hi;
+            }
+            if (next > cur) {
+                piece[n].lo = cur;
+                piece[n].hi = next;
+                n++;
+            }
+            cur = next < hi ? skip : hi;
+        }
+        owned_unlock_all(&saved);
+        for (size_t i = 0; i < n; i++)
+            fn(piece[i].lo, piece[i].hi < hi ? piece[i].hi : hi, arg);
+    }
+}
+
 void sys_anon_mappings(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
                        void *arg)
 {
@@ -258,7 +407,7 @@ void sys_anon_mappings(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
                 perm[0] == 'r' && perm[1] == 'w' && perm[3] == 'p' &&
                 inode == 0 &&
                 (line[name] == '\0' || strcmp(line + name, "[heap]") == 0))
-                fn(lo, hi, arg);
+                outside_owned(lo, hi, fn, arg);
             line = nl + 1;
         }
         have -= (size_t)(line - buf);

@@ -26,6 +26,11 @@ void sys_release(void *p, size_t size, bool dontneed);
 void *sys_alloc(size_t size);
 void sys_free(void *p, size_t size);
 
+/* Around fork, after the world is stopped: the platform's own locks. */
+void sys_fork_prepare(void);
+void sys_fork_parent(void);
+void sys_fork_child(void);
+
 /* Monotonic and wall clocks, in nanoseconds. */
 int64_t sys_nanotime(void);
 int64_t sys_walltime(void);
@@ -56,7 +61,9 @@ long sys_gettid(void);
  * both 0 if unknown: pthread keys' values and __thread variables live
  * there, outside the stack for the main thread. */
 void sys_thread_tls(uintptr_t *lo, uintptr_t *hi);
-/* Each private anonymous read/write mapping ([heap] too, not [stack]). */
+/* Each private anonymous read/write mapping ([heap] too, not [stack]),
+ * less gomem's own (sys_reserve, sys_alloc). Reads /proc/self/maps with a
+ * stack buffer: safe with the world stopped. */
 void sys_anon_mappings(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
                        void *arg);
 

@@ -26,12 +26,6 @@
 
 int gm_malloc_mode;
 
-static void add_root(uintptr_t lo, uintptr_t hi, void *arg)
-{
-    (void)arg;
-    roots_add_early(lo, hi);
-}
-
 /* The rest of the page after a data segment: the loader's first
  * allocations are carved there, after its own .bss. */
 static void add_page_tail(uintptr_t lo, uintptr_t hi, void *arg)
@@ -63,14 +57,15 @@ void malloc_env_init(void)
     }
     if (gm_malloc_mode == MODE_LEAKCHECK)
         gm_debugvars.leakcheck = 1;
-    /* Memory that other allocators handed out before gomem served malloc:
-     * the loader's own (its list of loaded objects, the main thread's
-     * TLS and DTV), the brk heap. It may hold the only pointer to a block
-     * of ours (a library dlopen'ed later is linked from it): roots for
-     * the modes that mark. */
+    /* Memory the program maps itself (CPython's frame stacks, GCC's
+     * collected pages), and what other allocators handed out before gomem
+     * served malloc (the loader's list of loaded objects, the main
+     * thread's TLS and DTV, the brk heap), may hold the only pointer to a
+     * block of ours: roots for the modes that mark, listed anew at each
+     * stop (roots.c). */
     if (gm_malloc_mode != MODE_ALLOC) {
-        sys_anon_mappings(add_root, NULL);
         sys_data_segments(add_page_tail, NULL);
         gm_scan_tls = true;
+        gm_scan_mappings = true;
     }
 }
