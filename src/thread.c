@@ -262,7 +262,7 @@ pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     pthread_create_fn real = sys_real_pthread_create();
     if (real == NULL)
         gm_throw("cannot find the system's pthread_create");
-    if (!load_acquire(&gm_inited))
+    if (!load_acquire(&gm_inited) || sys_creating_internal())
         return real(thread, attr, fn, arg);
     if (gm_self == NULL)
         thread_register_self(false);

@@ -448,6 +448,38 @@ pthread_create_fn sys_real_pthread_create(void)
     return f;
 }
 
+/* Set while sys_thread_create starts a thread through a sanitizer's
+ * interceptor, which calls the next pthread_create, gomem's interposer
+ * (thread.c): that one must then pass the call straight to libc. */
+static __thread bool creating_internal;
+
+bool sys_creating_internal(void)
+{
+    return creating_internal;
+}
+
+/* The pthread_create gomem's own threads start with: libc's, or, in a
+ * sanitizer build, the sanitizer's interceptor (it comes before gomem in
+ * the lookup order, so RTLD_NEXT skips it, and a thread it did not see
+ * start crashes it). */
+static pthread_create_fn internal_pthread_create(void)
+{
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+    static pthread_create_fn interceptor;
+    pthread_create_fn f = __atomic_load_n(&interceptor, __ATOMIC_ACQUIRE);
+    if (f == NULL) {
+        f = (pthread_create_fn)dlsym(RTLD_DEFAULT,
+                                     "__interceptor_pthread_create");
+        if (f == NULL)
+            f = sys_real_pthread_create();
+        __atomic_store_n(&interceptor, f, __ATOMIC_RELEASE);
+    }
+    return f;
+#else
+    return sys_real_pthread_create();
+#endif
+}
+
 int sys_thread_create(uintptr_t *thread, void *(*fn)(void *), void *arg)
 {
     pthread_t t;
@@ -460,7 +492,9 @@ int sys_thread_create(uintptr_t *thread, void *(*fn)(void *), void *arg)
     sigfillset(&all);
     sigdelset(&all, suspend_signal);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int r = sys_real_pthread_create()(&t, &attr, fn, arg);
+    creating_internal = true;
+    int r = internal_pthread_create()(&t, &attr, fn, arg);
+    creating_internal = false;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (r == 0 && thread != NULL)

@@ -90,8 +90,12 @@ int sys_signal_thread(uintptr_t thread); /* 0 on success */
  * stopped. */
 void sys_unblock_suspend_signal(void);
 uintptr_t sys_thread_self(void);
-/* The real pthread_create, for the interposed one and internal threads. */
+/* Starts one of gomem's own threads (detached, all signals but the
+ * suspend signal blocked). */
 int sys_thread_create(uintptr_t *thread, void *(*fn)(void *), void *arg);
+/* True on a thread inside sys_thread_create: the interposed pthread_create
+ * then only passes the call on. */
+bool sys_creating_internal(void);
 
 /* Write tracking (linux_wtrack.c). userfaultfd in asynchronous
  * write-protect mode: open (-1 if the kernel lacks it), register a
