@@ -55,6 +55,20 @@
 
 /* ---- Basics -------------------------------------------------------------- */
 
+/* ThreadSanitizer builds: TSan must set up a thread before any of its
+ * instrumented code runs there, so the interposed pthread_create cannot
+ * run gomem's code first in the new thread (thread.c). */
+#if defined(__SANITIZE_THREAD__)
+#define GM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GM_TSAN 1
+#endif
+#endif
+#ifndef GM_TSAN
+#define GM_TSAN 0
+#endif
+
 #ifndef GM_DEBUG
 #define GM_DEBUG 0 /* 1 in Debug builds: verify the heap after every cycle */
 #endif

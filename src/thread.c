@@ -262,7 +262,9 @@ pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     pthread_create_fn real = sys_real_pthread_create();
     if (real == NULL)
         gm_throw("cannot find the system's pthread_create");
-    if (!load_acquire(&gm_inited) || sys_creating_internal())
+    /* Under TSan, fn is TSan's own start routine, which must run first in
+     * the new thread: the thread registers at its first allocation. */
+    if (!load_acquire(&gm_inited) || sys_creating_internal() || GM_TSAN)
         return real(thread, attr, fn, arg);
     if (gm_self == NULL)
         thread_register_self(false);
