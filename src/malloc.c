@@ -318,72 +318,84 @@ static __attribute__((noinline)) void *fast_tail(gm_thread *t, void *v)
     return v;
 }
 
+/* The fast paths' common part, for a registered thread t and a small
+ * request (1..1024 bytes, not tiny): inside the runtime, a slot of the
+ * thread's cached span of the request's class, cleared if the span needs
+ * it and zero is asked. Returns it with the thread still inside (the
+ * caller leaves, *sp being the span), or 0 with the thread outside again.
+ */
+static inline __attribute__((always_inline)) uintptr_t
+take_slot(gm_thread *t, size_t size, bool noscan, bool zero, mspan **sp)
+{
+    unsigned spc = make_spanclass(
+        gm_size_to_class8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV],
+        noscan);
+    t->locks++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    mspan *s = t->cache->alloc[spc];
+    uintptr_t v = next_free_fast(s);
+    if (likely(v != 0)) {
+        t->next_sample -= (int64_t)s->elemsize;
+        if (s->needzero && zero)
+            memclr_small(v, s->elemsize);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        *sp = s;
+        return v;
+    }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t->locks--; /* a pending stop is taken by mallocgc's releasem */
+    return 0;
+}
+
+static inline bool fast_eligible(const gm_thread *t, size_t size, bool noscan)
+{
+    return t != NULL && size - 1 < SMALL_SIZE_MAX &&
+           !(noscan && size < TINY_SIZE);
+}
+
 /*
- * The fast path: a registered thread, a small request (1..1024 bytes, not
- * tiny) and a free slot in its cached span. No call, so no register saving:
- * everything else goes to mallocgc, which redoes the request from the top.
+ * The fast path of the gm_ entry points: a free slot in the cached span.
+ * No call, so no register saving: everything else goes to mallocgc, which
+ * redoes the request from the top.
  */
 static inline __attribute__((always_inline)) void *alloc_fast(size_t size,
                                                               bool noscan)
 {
     gm_thread *t = gm_self;
-    if (likely(t != NULL && size - 1 < SMALL_SIZE_MAX &&
-               !(noscan && size < TINY_SIZE))) {
-        unsigned spc = make_spanclass(
-            gm_size_to_class8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV],
-            noscan);
-        t->locks++;
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        mspan *s = t->cache->alloc[spc];
-        uintptr_t v = next_free_fast(s);
-        if (likely(v != 0)) {
-            t->next_sample -= (int64_t)s->elemsize;
-            if (s->needzero)
-                memclr_small(v, s->elemsize);
-            __atomic_signal_fence(__ATOMIC_SEQ_CST);
-            if (unlikely((--t->locks == 0 && t->stop_pending) ||
-                         t->next_sample < 0))
-                return fast_tail(t, (void *)v);
-            return (void *)v;
-        }
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        t->locks--; /* a pending stop is taken by mallocgc's releasem */
+    mspan *s;
+    uintptr_t v;
+    if (likely(fast_eligible(t, size, noscan)) &&
+        likely((v = take_slot(t, size, noscan, true, &s)) != 0)) {
+        if (unlikely((--t->locks == 0 && t->stop_pending) ||
+                     t->next_sample < 0))
+            return fast_tail(t, (void *)v);
+        return (void *)v;
     }
     return alloc_slow(size, noscan);
 }
 
+/* The malloc replacement's: zeroing optional, the caller's return address
+ * passed in. */
 void *malloc_fast(size_t size, bool noscan, bool zero, const void *ra)
 {
     gm_thread *t = gm_self;
-    if (likely(t != NULL && size - 1 < SMALL_SIZE_MAX &&
-               !(noscan && size < TINY_SIZE))) {
-        unsigned spc = make_spanclass(
-            gm_size_to_class8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV],
-            noscan);
-        t->locks++;
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        mspan *s = t->cache->alloc[spc];
-        uintptr_t v = next_free_fast(s);
+    if (likely(fast_eligible(t, size, noscan))) {
+        mspan *s;
+        uintptr_t v = take_slot(t, size, noscan, zero, &s);
         if (likely(v != 0)) {
-            t->next_sample -= (int64_t)s->elemsize;
-            if (s->needzero && zero)
-                memclr_small(v, s->elemsize);
-            __atomic_signal_fence(__ATOMIC_SEQ_CST);
             if (unlikely(--t->locks == 0 && t->stop_pending))
                 thread_suspend_self();
             if (unlikely(t->next_sample < 0))
                 mprof_sample(t, (void *)v, s->elemsize, ra);
             return (void *)v;
         }
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        t->locks--;
     }
     if (zero || t == NULL)
         return mallocgc(size, noscan, true, ra);
     t->nozero++;
-    void *v = mallocgc(size, noscan, true, ra);
+    void *r = mallocgc(size, noscan, true, ra);
     t->nozero--;
-    return v;
+    return r;
 }
 
 #define CALLER __builtin_return_address(0)
