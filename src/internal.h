@@ -343,6 +343,20 @@ void arena_for_each_span(void (*fn)(mspan *s, void *arg), void *arg);
 /* Calls fn for the mapped part of every arena. mheap.lock held. */
 void arena_for_each_mapped(void (*fn)(heap_arena *a, void *arg), void *arg);
 
+/* ---- Buffered output to a file descriptor (outbuf.c) ---------------------
+ */
+
+typedef struct outbuf {
+    int fd;
+    int err; /* errno of the first failed write, else 0 */
+    size_t n;
+    char buf[8192];
+} outbuf;
+void out_flush(outbuf *o);
+void out_bytes(outbuf *o, const char *p, size_t n);
+__attribute__((format(printf, 2, 3))) void out_printf(outbuf *o,
+                                                      const char *fmt, ...);
+
 /* ---- Fixed-size metadata (fixalloc.c) -------------------------------------
  */
 

@@ -38,58 +38,6 @@
 
 #include "internal.h"
 
-/* ---- Buffered output to a file descriptor ------------------------------- */
-
-typedef struct outbuf {
-    int fd;
-    int err; /* first errno, 0 if none */
-    size_t n;
-    char buf[8192];
-} outbuf;
-
-static void out_flush(outbuf *o)
-{
-    size_t done = 0;
-    while (done < o->n && o->err == 0) {
-        ssize_t w = write(o->fd, o->buf + done, o->n - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            o->err = w < 0 ? errno : EIO;
-        else
-            done += (size_t)w;
-    }
-    o->n = 0;
-}
-
-static void out_bytes(outbuf *o, const char *p, size_t n)
-{
-    while (n > 0) {
-        if (o->n == sizeof o->buf)
-            out_flush(o);
-        size_t k = sizeof o->buf - o->n;
-        if (k > n)
-            k = n;
-        memcpy(o->buf + o->n, p, k);
-        o->n += k;
-        p += k;
-        n -= k;
-    }
-}
-
-__attribute__((format(printf, 2, 3))) static void
-out_printf(outbuf *o, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        out_bytes(o, line,
-                  (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
 /* ---- Records ---------------------------------------------------------- */
 
 enum profile_kind { PROF_HEAP, PROF_ALLOCS, PROF_LEAKS };

@@ -45,48 +45,6 @@
     "gomem" STR(GM_VERSION_MAJOR) "." STR(GM_VERSION_MINOR) "." STR(           \
         GM_VERSION_PATCH)
 
-struct out {
-    int fd;
-    int err; /* errno of the first failed write, else 0 */
-    size_t n;
-    char buf[4096];
-};
-
-static void flush(struct out *o)
-{
-    if (o->err == 0 && o->n > 0 && sys_write_all(o->fd, o->buf, o->n) != 0)
-        o->err = errno != 0 ? errno : EIO;
-    o->n = 0;
-}
-
-static void put(struct out *o, const char *s, size_t len)
-{
-    while (len > 0) {
-        if (o->n == sizeof o->buf)
-            flush(o);
-        size_t k = sizeof o->buf - o->n;
-        if (k > len)
-            k = len;
-        memcpy(o->buf + o->n, s, k);
-        o->n += k;
-        s += k;
-        len -= k;
-    }
-}
-
-static void putf(struct out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void putf(struct out *o, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (k > 0)
-        put(o, line, (size_t)k < sizeof line ? (size_t)k : sizeof line - 1);
-}
-
 /* Go's strconv.FormatFloat(v, 'g', -1, 64), which the client uses: the
  * fewest digits that read back as v, in %e form when the decimal exponent
  * is below -4 or at least 6 (Go's rule for the shortest 'g'), else in %f
@@ -118,23 +76,23 @@ static void format_float(char *buf, size_t cap, double v)
     snprintf(buf, cap, "%.*f", decimals > 0 ? decimals : 0, v);
 }
 
-static void family(struct out *o, const char *name, const char *type,
+static void family(outbuf *o, const char *name, const char *type,
                    const char *help)
 {
-    putf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void sample_f64(struct out *o, const char *name, const char *type,
+static void sample_f64(outbuf *o, const char *name, const char *type,
                        const char *help, double v)
 {
     char num[64];
     format_float(num, sizeof num, v);
     family(o, name, type, help);
-    putf(o, "%s %s\n", name, num);
+    out_printf(o, "%s %s\n", name, num);
 }
 
 /* Values are float64 in the client: integers print as it prints them. */
-static void sample_u64(struct out *o, const char *name, const char *type,
+static void sample_u64(outbuf *o, const char *name, const char *type,
                        const char *help, uint64_t v)
 {
     sample_f64(o, name, type, help, (double)v);
@@ -149,7 +107,7 @@ static int cmp_u64(const void *a, const void *b)
 /* go_gc_duration_seconds, as the client builds it from debug.ReadGCStats:
  * quantiles of the recent pauses (each cycle's total), sum and count of
  * all. */
-static void gc_duration(struct out *o, const gm_memstats *ms)
+static void gc_duration(outbuf *o, const gm_memstats *ms)
 {
     static const char *const q[5] = {"0", "0.25", "0.5", "0.75", "1"};
     uint64_t sorted[256] = {0};
@@ -165,12 +123,13 @@ static void gc_duration(struct out *o, const gm_memstats *ms)
             v = i < 4 ? sorted[n * (size_t)i / 4] : sorted[n - 1];
         char num[64];
         format_float(num, sizeof num, (double)v / 1e9);
-        putf(o, "go_gc_duration_seconds{quantile=\"%s\"} %s\n", q[i], num);
+        out_printf(o, "go_gc_duration_seconds{quantile=\"%s\"} %s\n", q[i],
+                   num);
     }
     char num[64];
     format_float(num, sizeof num, (double)ms->pause_total_ns / 1e9);
-    putf(o, "go_gc_duration_seconds_sum %s\n", num);
-    putf(o, "go_gc_duration_seconds_count %u\n", ms->num_gc);
+    out_printf(o, "go_gc_duration_seconds_sum %s\n", num);
+    out_printf(o, "go_gc_duration_seconds_count %u\n", ms->num_gc);
 }
 
 int gm_write_metrics_prometheus(int fd)
@@ -188,7 +147,7 @@ int gm_write_metrics_prometheus(int fd)
     int gogc = load_relaxed(&gm_pacer.gcpercent);
     int64_t limit = load_relaxed(&gm_pacer.memory_limit);
 
-    struct out o = {.fd = fd};
+    outbuf o = {.fd = fd};
     gc_duration(&o, &ms);
     /* as the client converts runtime/metrics' uint64: off (-1) reads as
      * 2^64-1 */
@@ -204,7 +163,7 @@ int gm_write_metrics_prometheus(int fd)
                "Registered program threads (gomem's goroutines).",
                x.user_threads);
     family(&o, "go_info", "gauge", "Information about the gomem runtime.");
-    putf(&o, "go_info{version=\"%s\"} 1\n", GOMEM_VERSION);
+    out_printf(&o, "go_info{version=\"%s\"} 1\n", GOMEM_VERSION);
 
     /* go_memstats_*, in name order; F64_* fields are not uint64 */
     enum { U64, F64_CPU_FRACTION, F64_LAST_GC };
@@ -288,7 +247,7 @@ int gm_write_metrics_prometheus(int fd)
                (uint64_t)sys_ncpu());
     sample_u64(&o, "go_threads", "gauge",
                "Registered threads, gomem's own included.", x.threads);
-    flush(&o);
+    out_flush(&o);
     if (o.err != 0) {
         errno = o.err;
         return -1;
