@@ -389,7 +389,7 @@ void mheap_init(void);
 /* An in-use span of npages pages, or NULL when out of memory. The span's
  * state is INUSE but its class fields are unset. */
 mspan *mheap_alloc(uintptr_t npages, bool *needzero);
-void mheap_free_span(mspan *s);
+uintptr_t mheap_free_span(mspan *s);
 
 /* Where a walk of the scavenger over the heap is: it moves from the top of
  * the heap down (Go releases the highest addresses first: the allocator
@@ -978,6 +978,10 @@ int pprof_write(pprof_builder *b, int fd);
  * page heap at once. Only while no mark is in progress (malloc.c,
  * central.c, cache.c). */
 extern bool gm_eager_free;
+/* With no collections (the malloc replacement's alloc and leakcheck
+ * modes): a large free returns free pages to the OS until at most 1 MiB
+ * of them stay resident (malloc.c). */
+extern bool gm_eager_release;
 /* Sweeps free only gm_free'd objects: an unmarked object that was never
  * freed is counted as leaked (leakcheck) and kept (sweep.c, special.c). */
 extern bool gm_keep_unmarked;

@@ -470,7 +470,37 @@ size_t gm_usable_size(const void *p)
     return s->elemsize - ((uintptr_t)p - base);
 }
 
-bool gm_eager_free;
+bool gm_eager_free, gm_eager_release;
+
+/* With no collections to pace the scavenger (the malloc replacement's alloc
+ * and leakcheck modes), a large free returns free pages to the OS at once
+ * until the heap keeps at most EAGER_RETAIN_BYTES of them resident, as
+ * glibc unmaps a freed mmap'd chunk: programs that grow big blocks by
+ * reallocation (Lua's tables) otherwise kept every outgrown block
+ * resident (lua5.4's peak RSS: 42.7 -> 39.3 MiB, glibc's 34.7). Small
+ * blocks never free their spans in these modes, so only large frees
+ * make free pages. */
+#define EAGER_RETAIN_BYTES ((uint64_t)1 << 20)
+
+static void release_freed_run(uintptr_t end)
+{
+    uint64_t keep =
+        load_relaxed(&gm_mheap.pages_inuse) * PAGE_SIZE + EAGER_RETAIN_BYTES;
+    uint64_t retained = mheap_retained();
+    if (retained <= keep)
+        return;
+    /* down from the end of the free run now holding the freed pages: that
+     * run first, then older ones; one unreleased range per call */
+    scav_cursor c = {.addr = end};
+    uintptr_t want = (uintptr_t)((retained - keep) / PAGE_SIZE);
+    while (want > 0) {
+        bool busy;
+        uintptr_t got = mheap_scavenge(&c, want, &busy);
+        want -= got < want ? got : want;
+        if (busy || c.done)
+            break;
+    }
+}
 
 /* eager free of a large object: straight back to the page heap, if it is
  * on its swept list (else its sweep frees it). In the runtime. */
@@ -488,7 +518,9 @@ static void free_large_now(mspan *s)
     fetch_add(&gm_stat.large_free, s->elemsize);
     fetch_add(&gm_stat.large_nfree, 1);
     __atomic_fetch_sub(&gm_heap_live, s->elemsize, __ATOMIC_RELAXED);
-    mheap_free_span(s);
+    uintptr_t end = mheap_free_span(s);
+    if (gm_eager_release)
+        release_freed_run(end);
 }
 
 const char *free_object(void *p)

@@ -163,8 +163,9 @@ static uintptr_t scav_highest(uintptr_t lo, uintptr_t hi, bool set)
     return 0;
 }
 
-/* Merge free span s with free neighbours and insert the result. */
-static void coalesce_insert(mspan *s)
+/* Merge free span s with free neighbours and insert the result; returns
+ * the end of the merged run. */
+static uintptr_t coalesce_insert(mspan *s)
 {
     uintptr_t first = s->base >> PAGE_SHIFT;
     uintptr_t before = (s->base - 1);
@@ -199,6 +200,7 @@ static void coalesce_insert(mspan *s)
         }
     }
     insert_free(s);
+    return s->base + s->npages * PAGE_SIZE;
 }
 
 static bool grow(uintptr_t npages)
@@ -257,8 +259,10 @@ mspan *mheap_alloc(uintptr_t npages, bool *needzero)
     return s;
 }
 
-/* Return an in-use span's pages. Its objects are all dead. */
-void mheap_free_span(mspan *s)
+/* Return an in-use span's pages. Its objects are all dead. Returns the end
+ * of the free run that now holds them (where a scavenger walk down over
+ * them starts: a free run's interior pages name no span). */
+uintptr_t mheap_free_span(mspan *s)
 {
     mheap_lock();
     store_release(&s->state, MSPAN_FREE);
@@ -278,8 +282,9 @@ void mheap_free_span(mspan *s)
     s->base = base;
     s->npages = npages;
     s->needzero = 1;
-    coalesce_insert(s);
+    uintptr_t end = coalesce_insert(s);
     mheap_unlock();
+    return end;
 }
 
 uint64_t mheap_retained(void)

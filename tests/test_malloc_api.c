@@ -173,6 +173,39 @@ static void test_errno_and_reuse(void)
           (unsigned long long)ms.frees, (unsigned long long)ms.mallocs);
 }
 
+/* Without collections (alloc and leakcheck modes), large frees return
+ * their pages to the OS while more than the in-use pages plus 1 MiB are
+ * kept: growing blocks by reallocation does not keep the outgrown ones
+ * resident. */
+static void test_release_on_free(void)
+{
+    const char *mode = getenv("GOMEM_MALLOC");
+    if (mode != NULL && strcmp(mode, "gc") == 0)
+        return; /* there the scavenger follows the collections */
+    char *p = NULL;
+    for (size_t n = 64 << 10; n <= (64u << 20); n *= 2) {
+        p = realloc(p, n);
+        memset(p, 1, n);
+    }
+    void *blocks[32];
+    for (int i = 0; i < 32; i++) {
+        blocks[i] = malloc(1 << 20);
+        memset(blocks[i], 2, 1 << 20);
+    }
+    for (int i = 0; i < 32; i++)
+        free(blocks[i]);
+    free(p);
+    gm_memstats ms;
+    gm_read_memstats(&ms);
+    uint64_t kept = ms.heap_sys - ms.heap_released - ms.heap_inuse;
+    CHECK(kept <= (2u << 20),
+          "free pages kept resident: %llu KiB (heap_sys %llu KiB, released "
+          "%llu KiB, in use %llu KiB)",
+          (unsigned long long)kept >> 10, (unsigned long long)ms.heap_sys >> 10,
+          (unsigned long long)ms.heap_released >> 10,
+          (unsigned long long)ms.heap_inuse >> 10);
+}
+
 /* Threads free each other's blocks: a ring of mailboxes. */
 enum { NTHREADS = 4, PER_THREAD = 200000 };
 static void *_Atomic mailbox[NTHREADS][64];
@@ -282,6 +315,7 @@ int main(int argc, char **argv)
     test_calloc_realloc();
     test_aligned();
     test_errno_and_reuse();
+    test_release_on_free();
     test_threads();
     test_fork();
     test_mapped_roots();

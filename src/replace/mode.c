@@ -54,6 +54,7 @@ void malloc_env_init(void)
     if (gm_malloc_mode != MODE_GC) {
         gm_pacer.gcpercent = -1;
         gm_keep_unmarked = true;
+        gm_eager_release = true; /* no cycles pace the scavenger */
     }
     if (gm_malloc_mode == MODE_LEAKCHECK)
         gm_debugvars.leakcheck = 1;
