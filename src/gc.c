@@ -50,8 +50,9 @@
  * GODEBUG=gcstoptheworld=1|2 and allocation failure run a stop-the-world
  * cycle on the calling thread, after any cycle in progress.
  *
- * Protection: one cycle at a time: gc_busy under gc_lock, held from the
- * start of a cycle to its end even across the hand-off (gc_acquire /
+ * Protection: one cycle at a time: gc_busy under gc_lock (stored
+ * atomically: assists and gc_try_acquire read it without the lock), held from
+ * the start of a cycle to its end even across the hand-off (gc_acquire /
  * gc_release); the cycle state (cur) and the cycle statistics in gm_stat
  * belong to the holder. gm_heap_live, gm_gcphase, gm_gcblacken, bg_credit
  * and assist_ns are atomic; the collector thread's state (bg_*) is under
@@ -88,7 +89,7 @@ static void gc_acquire(void)
     pthread_mutex_lock(&gc_lock);
     while (gc_busy)
         pthread_cond_wait(&gc_idle, &gc_lock);
-    gc_busy = true;
+    store_relaxed(&gc_busy, true);
     pthread_mutex_unlock(&gc_lock);
 }
 
@@ -98,7 +99,7 @@ static bool gc_try_acquire(void)
         return false;
     pthread_mutex_lock(&gc_lock);
     bool got = !gc_busy;
-    gc_busy = true;
+    store_relaxed(&gc_busy, true);
     pthread_mutex_unlock(&gc_lock);
     return got;
 }
@@ -106,7 +107,7 @@ static bool gc_try_acquire(void)
 static void gc_release(void)
 {
     pthread_mutex_lock(&gc_lock);
-    gc_busy = false;
+    store_relaxed(&gc_busy, false);
     pthread_cond_broadcast(&gc_idle);
     pthread_mutex_unlock(&gc_lock);
 }

@@ -132,6 +132,10 @@ static __attribute__((noinline)) void clear_stack_below(void)
 static void *fin_main(void *arg)
 {
     (void)arg;
+    /* A program thread (finalizers run the program's code), registered by
+     * the interposed pthread_create; under TSan that one only passes the
+     * call on, so register here. */
+    thread_register_self(false);
     for (;;) {
         uint32_t gen = load_acquire(&fin_gen);
         finrec r;
