@@ -159,6 +159,16 @@ void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
     }
 }
 
+void arena_set_smallpages(const mspan *s, unsigned sizeclass)
+{
+    for (uintptr_t i = 0; i < s->npages; i++) {
+        uintptr_t p = s->base + i * PAGE_SIZE;
+        uint16_t v = sizeclass == 0 ? 0 : (uint16_t)(sizeclass | i << 8);
+        store_relaxed(
+            &arena_of(p)->smallpage[(p >> PAGE_SHIFT) % PAGES_PER_ARENA], v);
+    }
+}
+
 void arena_for_each_mapped(void (*fn)(heap_arena *a, void *arg), void *arg)
 {
     for (heap_arena *a = arenas; a != NULL; a = a->next)

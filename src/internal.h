@@ -287,6 +287,12 @@ typedef struct heap_arena {
     uintptr_t mapped_end; /* [base, mapped_end) is read/write (mheap.lock) */
     /* pages written during a mark (mprotect tracking; atomic) */
     uint64_t written[PAGES_PER_ARENA / 64];
+    /* per page: the size class of the small in-use span holding it (low
+     * byte; 0 for free pages, large and tiny spans) and the page's index in
+     * that span (high byte). Set by span_init_small, cleared by
+     * mheap_free_span; read relaxed by the malloc replacement's free path
+     * for blocks its caller owns, so it never loads the span record. */
+    uint16_t smallpage[PAGES_PER_ARENA];
     struct heap_arena *next;
 } heap_arena;
 
@@ -335,6 +341,8 @@ void arena_init(void);
 bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size);
 void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
                      mspan *value);
+/* smallpage for s's pages: its size class, or 0 (clear). */
+void arena_set_smallpages(const mspan *s, unsigned sizeclass);
 /* The arena with the highest base below addr, or NULL. mheap.lock held. */
 heap_arena *arena_below(uintptr_t addr);
 /* Calls fn for every span record (in use or free) at its first page, in

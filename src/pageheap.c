@@ -266,6 +266,8 @@ uintptr_t mheap_free_span(mspan *s)
 {
     mheap_lock();
     store_release(&s->state, MSPAN_FREE);
+    if (spanclass_sizeclass(s->spanclass) != 0 && !s->tiny)
+        arena_set_smallpages(s, 0);
     if (s->bits != NULL) {
         fixalloc_free_bits(s->bits, span_bitmap_words(s->nelems));
         s->bits = NULL;

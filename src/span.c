@@ -34,6 +34,8 @@ void span_init_small(mspan *s, uint8_t spanclass, bool tiny, bool typed)
     s->alloccount = 0;
     span_init_bits(s, typed);
     s->alloccache = ~(uint64_t)0;
+    if (!tiny)
+        arena_set_smallpages(s, cls);
     store_release(&s->state, MSPAN_INUSE);
 }
 

@@ -303,14 +303,41 @@ static void test_mapped_roots(void)
     gm_collect(); /* the region is gone: not scanned */
 }
 
+/* Each kind of bad free must end in gomem's fatal error (the ctest
+ * entries match it); returning is a failure. */
+static int misuse(const char *kind)
+{
+    void *volatile p = malloc(100);
+    if (strcmp(kind, "double") == 0) { /* the block is in the cache */
+        free(p);
+        free(p);
+    } else if (strcmp(kind, "double-uncached") == 0) {
+        /* fill the cache of the class first, so p goes back to the heap */
+        void *q[64];
+        for (int i = 0; i < 64; i++)
+            q[i] = malloc(100);
+        for (int i = 0; i < 64; i++)
+            free(q[i]);
+        free(p);
+        void *volatile r = malloc(100); /* room in the cache again */
+        (void)r;
+        free(p);
+    } else if (strcmp(kind, "interior") == 0) {
+        volatile uintptr_t a = (uintptr_t)p + 16; /* hidden from -Wfree-* */
+        free((void *)a);
+    } else if (strcmp(kind, "stack") == 0) {
+        char buf[64];
+        volatile uintptr_t a = (uintptr_t)buf;
+        free((void *)a);
+    }
+    fprintf(stderr, "misuse %s: no fatal error\n", kind);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--double-free") == 0) {
-        void *volatile p = malloc(100);
-        free(p);
-        free(p);
-        return 0;
-    }
+    if (argc > 2 && strcmp(argv[1], "--misuse") == 0)
+        return misuse(argv[2]);
     test_basic();
     test_calloc_realloc();
     test_aligned();

@@ -58,7 +58,8 @@ static inline bool noscan(void)
 /* zero false: malloc in alloc mode may hand out a reused slot as it is
  * (no scan ever reads it); calloc, and the modes that scan (a stale
  * pointer would keep blocks alive), always get zeroed memory. */
-static void *alloc_bytes(size_t n, bool zero, const void *ra)
+static __attribute__((noinline)) void *alloc_slow(size_t n, bool zero,
+                                                  const void *ra)
 {
     if (unlikely(gm_self == NULL) && gm_boot_depth > 0)
         return boot_alloc(n, 16);
@@ -67,16 +68,25 @@ static void *alloc_bytes(size_t n, bool zero, const void *ra)
         return NULL;
     }
     n = n <= 16 ? 16 : (n + 15) & ~(size_t)15;
-    if (gm_malloc_mode == MODE_ALLOC && n <= SMALL_SIZE_MAX) {
+    if (gm_malloc_mode != MODE_ALLOC)
+        return malloc_fast(n, false, true, ra);
+    void **p = malloc_fast(n, true, zero, ra);
+    if (!zero && p != NULL && n <= SMALL_SIZE_MAX)
+        p[1] = NULL; /* a reused slot may still carry tcache's key */
+    return p;
+}
+
+static inline void *alloc_bytes(size_t n, bool zero, const void *ra)
+{
+    if (likely(gm_malloc_mode == MODE_ALLOC && n <= SMALL_SIZE_MAX)) {
         void *p = tcache_get(n);
-        if (p != NULL) {
+        if (likely(p != NULL)) {
             if (zero)
-                memset(p, 0, n);
+                memset(p, 0, (n + 15) & ~(size_t)15);
             return p;
         }
     }
-    zero |= gm_malloc_mode != MODE_ALLOC;
-    return malloc_fast(n, noscan(), zero, ra);
+    return alloc_slow(n, zero, ra);
 }
 
 /* The base of the object a block of the big-alignment kind lies in, or p
@@ -96,17 +106,30 @@ static void *aligned_base(void *p)
     return (void *)s->base;
 }
 
-static void free_block(void *p)
+static void free_slow(void *p)
 {
     if (boot_owns(p)) {
         boot_free(p);
         return;
     }
-    if (gm_malloc_mode == MODE_ALLOC && tcache_put(p))
-        return;
     const char *why = free_object(aligned_base(p));
     if (unlikely(why != NULL))
         gm_throw("free of invalid pointer %p (%s)", p, why);
+}
+
+/* free keeps errno */
+static __attribute__((noinline)) void free_slow_keep_errno(void *p)
+{
+    int e = errno;
+    free_slow(p);
+    errno = e;
+}
+
+static inline void free_block(void *p)
+{
+    if (likely(gm_malloc_mode == MODE_ALLOC) && tcache_put(p))
+        return;
+    free_slow_keep_errno(p);
 }
 
 static void *alloc_aligned(size_t align, size_t n, const void *ra)
@@ -163,11 +186,8 @@ EXPORT void *malloc(size_t n)
 
 EXPORT void free(void *p)
 {
-    if (p == NULL)
-        return;
-    int e = errno;
-    free_block(p);
-    errno = e;
+    if (p != NULL)
+        free_block(p);
 }
 
 EXPORT void *calloc(size_t n, size_t size)

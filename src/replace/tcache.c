@@ -7,19 +7,29 @@
  * heap cannot reuse it meanwhile. A block freed by another thread than the
  * one that allocated it simply joins the freeing thread's cache.
  *
- * Bounds: TC_COUNT blocks per class; beyond, free goes to gomem
- * (free_object). At thread exit (a pthread key destructor) and after a
- * thread's cache is disabled, every block goes back to gomem.
+ * The fast paths (replace.h) never load a span record: free finds the
+ * class and checks that the pointer starts a slot from the arena's
+ * smallpage table, and malloc pops a list.
  *
- * Double free: a cached block's second word holds a per-process key; a free
- * of a block that has it is checked against the list and is the usual
- * fatal error if found there.
+ * Bounds: TC_COUNT blocks per class (room counts down); beyond, free goes
+ * to gomem (free_object). At thread exit (a pthread key destructor) every
+ * block goes back to gomem and the cache is off for the thread.
+ *
+ * Double free: a block freed through the cache or past it carries a
+ * per-process key in its second word until malloc hands it out again
+ * (tcache_get clears it; replace.c clears it on blocks gomem hands out
+ * without zeroing). A free of a block with the key is checked: found in
+ * this thread's list, it is the usual fatal error; otherwise it must be an
+ * allocated, unfreed slot as gomem's bits say, or free_object reports it.
+ * Not caught: a block freed twice by two threads while it sits in the
+ * first one's cache, and a block whose key the program overwrote after
+ * freeing it (glibc's tcache has the same limits).
  *
  * Heap profiles and MemStats do not see cache hits: they count the block's
  * first allocation and its final free.
  *
- * Protection: none needed; everything is the owning thread's TLS (initial
- * exec).
+ * Protection: none needed; the cache is the owning thread's TLS (initial
+ * exec), and the globals are written once by tcache_init.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -27,77 +37,65 @@
 #include "../internal.h"
 #include "replace.h"
 
-enum { TC_COUNT = 32 };
-
-struct tcache {
-    void *head[NUM_SIZE_CLASSES];
-    uint16_t n[NUM_SIZE_CLASSES];
-    uint8_t state; /* 0 unused, 1 in use (key set), 2 drained: off */
-};
-static __thread struct tcache tc __attribute__((tls_model("initial-exec")));
+__thread struct tcache tcache __attribute__((tls_model("initial-exec")));
+uintptr_t tcache_key;
+uint8_t tcache_class[SMALL_SIZE_MAX / 16 + 1];
+uint16_t tcache_nelems[NUM_SIZE_CLASSES];
+static unsigned tc_maxclass; /* class of SMALL_SIZE_MAX */
 static pthread_key_t tc_key;
-static uintptr_t tc_magic;
 
 static void drain(void *arg)
 {
     (void)arg;
-    tc.state = 2;
+    tcache.state = TC_OFF;
     for (unsigned c = 0; c < NUM_SIZE_CLASSES; c++) {
-        void *p = tc.head[c];
+        void *p = tcache.head[c];
         while (p != NULL) {
             void *next = *(void **)p;
             free_object(p);
             p = next;
         }
-        tc.head[c] = NULL;
-        tc.n[c] = 0;
+        tcache.head[c] = NULL;
+        tcache.room[c] = 0;
     }
 }
 
 void tcache_init(void)
 {
-    tc_magic = (uintptr_t)sys_nanotime() * 0x9e3779b97f4a7c15u | 1;
+    tcache_key = (uintptr_t)sys_nanotime() * 0x9e3779b97f4a7c15u | 1;
+    for (unsigned i = 0; i <= SMALL_SIZE_MAX / 16; i++)
+        tcache_class[i] = (uint8_t)size_to_class(i == 0 ? 16 : i * 16);
+    for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++)
+        tcache_nelems[c] =
+            (uint16_t)(gm_class_to_npages[c] * PAGE_SIZE / gm_class_to_size[c]);
+    tc_maxclass = size_to_class(SMALL_SIZE_MAX);
     pthread_key_create(&tc_key, drain);
 }
 
-void *tcache_get(size_t n)
+bool tcache_put_slow(void **b)
 {
-    unsigned c = gm_size_to_class8[(n + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
-    void **p = tc.head[c];
-    if (p == NULL)
-        return NULL;
-    tc.head[c] = p[0];
-    tc.n[c]--;
-    p[1] = NULL; /* no longer carries the key */
-    return p;
+    if (tcache.state == TC_UNUSED) {
+        tcache.state = TC_ON;
+        pthread_setspecific(tc_key, &tcache); /* drained at thread exit */
+        for (unsigned k = 1; k <= tc_maxclass; k++)
+            tcache.room[k] = TC_COUNT;
+        return tcache_put(b);
+    }
+    /* Full, or off: gomem frees it. The key goes in first, so that a
+     * second free of it is checked; if this free is itself invalid,
+     * free_object's fatal error follows. */
+    b[1] = (void *)tcache_key;
+    return false;
 }
 
-bool tcache_put(void *p)
+bool tcache_suspect(void **b, unsigned c)
 {
-    if (unlikely(tc.state != 1)) {
-        if (tc.state == 2)
-            return false;
-        tc.state = 1;
-        pthread_setspecific(tc_key, &tc); /* drained at thread exit */
-    }
-    mspan *s = span_of((uintptr_t)p);
-    if (s == NULL || s->tiny)
+    for (void **q = tcache.head[c]; q != NULL; q = q[0])
+        if (q == b)
+            gm_throw("free of invalid pointer %p (already freed)", (void *)b);
+    mspan *s = span_of((uintptr_t)b);
+    if (s == NULL)
         return false;
-    unsigned c = spanclass_sizeclass(s->spanclass);
-    if (c == 0 || s->elemsize > SMALL_SIZE_MAX || tc.n[c] >= TC_COUNT)
-        return false;
-    uintptr_t i = span_objindex(s, (uintptr_t)p);
-    if (s->base + i * s->elemsize != (uintptr_t)p || !span_is_allocated(s, i) ||
-        span_is_freed(s, i))
-        return false; /* free_object reports it */
-    void **b = p;
-    if ((uintptr_t)b[1] == tc_magic)
-        for (void **q = tc.head[c]; q != NULL; q = q[0])
-            if (q == b)
-                gm_throw("free of invalid pointer %p (already freed)", p);
-    b[0] = tc.head[c];
-    b[1] = (void *)tc_magic;
-    tc.head[c] = b;
-    tc.n[c]++;
-    return true;
+    uintptr_t i = span_objindex(s, (uintptr_t)b);
+    return span_is_allocated(s, i) && !span_is_freed(s, i);
 }
