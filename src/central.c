@@ -172,6 +172,39 @@ void central_span_freed(mspan *s)
     pthread_mutex_unlock(&c->lock);
 }
 
+void central_free_if_empty(mspan *s)
+{
+    unsigned central = span_central(s);
+    mcentral *c = &gm_mcentral[central];
+    uint32_t sg = load_acquire(&gm_mheap.sweepgen);
+    unsigned sw = swept_index(sg);
+    pthread_mutex_lock(&c->lock);
+    /* The caller's record may meanwhile have been freed by another caller
+     * (its owner's uncache) and even made another span: it is ours only
+     * if it is in use, of this central, and on one of its swept lists. */
+    bool mine = load_acquire(&s->state) == MSPAN_INUSE &&
+                span_central(s) == central &&
+                (s->onlist == LIST_PARTIAL || s->onlist == LIST_FULL) &&
+                load_relaxed(&s->sweepgen) == sg;
+    if (mine)
+        spanlist_remove(
+            s->onlist == LIST_PARTIAL ? &c->partial[sw] : &c->full[sw], s);
+    pthread_mutex_unlock(&c->lock);
+    if (!mine)
+        return;
+    /* Its freed objects were counted live while it sat there. */
+    unsigned n = span_reclaim_freed(s);
+    __atomic_fetch_sub(&gm_heap_live, (uint64_t)n * s->elemsize,
+                       __ATOMIC_RELAXED);
+    if (s->alloccount == 0) {
+        mheap_free_span(s);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    push_swept_locked(c, s, sg);
+    pthread_mutex_unlock(&c->lock);
+}
+
 bool central_take_large(mspan *s)
 {
     mcentral *c = &gm_mcentral[span_central(s)];
@@ -200,4 +233,9 @@ void central_uncache_span(mspan *s)
                        (uint64_t)(s->nelems - s->alloccount) * s->elemsize,
                        __ATOMIC_RELAXED);
     central_push_swept(span_central(s), s);
+    /* eager free: all its objects may have been freed while it was cached,
+     * and no later free would notice */
+    if (gm_eager_free && load_relaxed(&gm_gcphase) == GC_OFF &&
+        s->alloccount != 0 && load_relaxed(&s->nfreed) == s->alloccount)
+        central_free_if_empty(s);
 }

@@ -203,6 +203,8 @@ typedef struct mspan {
     uint64_t alloccache; /* ~alloc bits from freeindex, for ctz */
     uint16_t alloccount;
     uint16_t alloccount_at_cache; /* for counting mallocs at uncache */
+    uint16_t nfreed; /* freed bits set (atomic); eager free: when it
+                        reaches alloccount the span may be empty */
     uint8_t needzero;
     uint8_t onlist;      /* which kind of list holds it: enum span_list */
     uint32_t scavpages;  /* free span: how many of its pages are returned to
@@ -438,6 +440,11 @@ void central_uncache_span(mspan *s);
  * central's full list, move it to the partial one (a thread that takes it
  * reclaims the object). In the runtime, no mark in progress. */
 void central_span_freed(mspan *s);
+/* eager free: s's objects may all be freed. If it is on a swept list (no
+ * thread owns it), reclaim them, and give its pages back to the page heap
+ * if none is left; else its owner reclaims them. In the runtime, no mark in
+ * progress. */
+void central_free_if_empty(mspan *s);
 /* eager free: take the swept large span s off its list for freeing; false
  * if it is not there (being swept: its sweep frees it). */
 bool central_take_large(mspan *s);
@@ -987,9 +994,12 @@ int pprof_write(pprof_builder *b, int fd);
  * central.c, cache.c). */
 extern bool gm_eager_free;
 /* With no collections (the malloc replacement's alloc and leakcheck
- * modes): a large free returns free pages to the OS until at most 1 MiB
- * of them stay resident (malloc.c). */
+ * modes): a free that gives pages back to the page heap (a large object,
+ * a span left empty) returns free pages to the OS until at most 1 MiB of
+ * them stay resident (malloc.c). */
 extern bool gm_eager_release;
+/* gm_eager_release's step, from the end of the free run just made. */
+void release_freed_run(uintptr_t end);
 /* Sweeps free only gm_free'd objects: an unmarked object that was never
  * freed is counted as leaked (leakcheck) and kept (sweep.c, special.c). */
 extern bool gm_keep_unmarked;

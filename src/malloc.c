@@ -477,12 +477,12 @@ bool gm_eager_free, gm_eager_release;
  * until the heap keeps at most EAGER_RETAIN_BYTES of them resident, as
  * glibc unmaps a freed mmap'd chunk: programs that grow big blocks by
  * reallocation (Lua's tables) otherwise kept every outgrown block
- * resident (lua5.4's peak RSS: 42.7 -> 39.3 MiB, glibc's 34.7). Small
- * blocks never free their spans in these modes, so only large frees
- * make free pages. */
+ * resident (lua5.4's peak RSS: 42.7 -> 39.3 MiB, glibc's 34.7). Large
+ * frees, and small frees that empty a span (central_free_if_empty), make
+ * free pages. */
 #define EAGER_RETAIN_BYTES ((uint64_t)1 << 20)
 
-static void release_freed_run(uintptr_t end)
+void release_freed_run(uintptr_t end)
 {
     uint64_t keep =
         load_relaxed(&gm_mheap.pages_inuse) * PAGE_SIZE + EAGER_RETAIN_BYTES;
@@ -523,6 +523,27 @@ static void free_large_now(mspan *s)
         release_freed_run(end);
 }
 
+/* s just got a freed object (its bit is set). */
+static void freed_now(mspan *s)
+{
+    uint16_t nfreed = __atomic_add_fetch(&s->nfreed, 1, __ATOMIC_RELAXED);
+    if (!gm_eager_free) {
+        store_relaxed(&s->hasfreed, 1);
+    } else if (load_relaxed(&gm_gcphase) != GC_OFF) {
+        __atomic_store_n(&s->hasfreed, 1, __ATOMIC_SEQ_CST);
+    } else if (spanclass_sizeclass(s->spanclass) == 0) {
+        free_large_now(s);
+    } else {
+        if (!load_relaxed(&s->hasfreed) &&
+            __atomic_exchange_n(&s->hasfreed, 1, __ATOMIC_SEQ_CST) == 0)
+            central_span_freed(s); /* its first: make it findable */
+        /* A hint (the owner may be changing alloccount): the central
+         * decides under its lock. */
+        if (nfreed == load_relaxed(&s->alloccount))
+            central_free_if_empty(s);
+    }
+}
+
 const char *free_object(void *p)
 {
     if (p == NULL || p == gm_zerobase)
@@ -554,16 +575,8 @@ const char *free_object(void *p)
                 __atomic_fetch_or(span_freedw(s, i), bit, __ATOMIC_RELAXED);
             if (old & bit)
                 why = "already freed";
-            else if (!gm_eager_free)
-                store_relaxed(&s->hasfreed, 1);
-            else if (load_relaxed(&gm_gcphase) != GC_OFF)
-                __atomic_store_n(&s->hasfreed, 1, __ATOMIC_SEQ_CST);
-            else if (spanclass_sizeclass(s->spanclass) == 0)
-                free_large_now(s);
-            else if (!load_relaxed(&s->hasfreed) &&
-                     __atomic_exchange_n(&s->hasfreed, 1, __ATOMIC_SEQ_CST) ==
-                         0)
-                central_span_freed(s); /* its first: make it findable */
+            else
+                freed_now(s);
         }
     }
     releasem(t);

@@ -32,6 +32,7 @@ void span_init_small(mspan *s, uint8_t spanclass, bool tiny, bool typed)
     s->divmul = gm_class_to_divmagic[cls];
     s->freeindex = 0;
     s->alloccount = 0;
+    s->nfreed = 0;
     span_init_bits(s, typed);
     s->alloccache = ~(uint64_t)0;
     if (!tiny)
@@ -51,6 +52,7 @@ void span_init_large(mspan *s, uint8_t spanclass, const gm_type *t)
     s->divmul = 0;
     s->freeindex = 1;
     s->alloccount = 1;
+    s->nfreed = 0;
     span_init_bits(s, false);
     s->alloccache = 0;
     /* allocate-black: a large object made during a mark is marked */

@@ -104,6 +104,7 @@ unsigned span_reclaim_freed(mspan *s)
     for (unsigned g = 0; g < w; g++)
         s->bits[3 * g] = allocated_word(s, g) & ~taken[g];
     s->alloccount = (uint16_t)(s->alloccount - n);
+    __atomic_fetch_sub(&s->nfreed, (uint16_t)n, __ATOMIC_RELAXED);
     store_relaxed(&s->freeindex, 0);
     span_refill_alloccache(s, 0);
     s->needzero = 1;
@@ -136,6 +137,7 @@ bool span_sweep(mspan *s, bool preserve)
         live += (unsigned)__builtin_popcountll(m);
     }
     s->hasfreed = 0;
+    store_relaxed(&s->nfreed, 0);
     unsigned freed = s->alloccount - live;
     s->alloccount = (uint16_t)live;
     store_relaxed(&s->freeindex, 0);

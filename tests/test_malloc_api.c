@@ -206,6 +206,48 @@ static void test_release_on_free(void)
           (unsigned long long)ms.heap_inuse >> 10);
 }
 
+/* Spans whose blocks are all freed go back to the page heap at once, for
+ * any size class to reuse, whether their allocating thread still runs or
+ * has exited (its cached spans were then given back first). */
+enum { EMPTY_N = 50000, EMPTY_SIZE = 200 }; /* class 208: 10 MB */
+
+static void *alloc_many(void *arg)
+{
+    void **v = arg;
+    for (int i = 0; i < EMPTY_N; i++)
+        v[i] = malloc(EMPTY_SIZE);
+    return NULL;
+}
+
+static void test_empty_spans(void)
+{
+    const char *mode = getenv("GOMEM_MALLOC");
+    if (mode != NULL && strcmp(mode, "gc") == 0)
+        return; /* a mark may run: its sweep frees them */
+    void **v = malloc(EMPTY_N * sizeof *v);
+    for (int exited = 0; exited < 2; exited++) {
+        pthread_t t;
+        if (exited) {
+            pthread_create(&t, NULL, alloc_many, v);
+            pthread_join(t, NULL);
+        } else {
+            alloc_many(v);
+        }
+        gm_memstats a, b;
+        gm_read_memstats(&a);
+        for (int i = 0; i < EMPTY_N; i++)
+            free(v[i]);
+        gm_read_memstats(&b);
+        uint64_t back = a.heap_inuse - b.heap_inuse;
+        CHECK(back >= (uint64_t)EMPTY_N * 208 - (256u << 10),
+              "%s thread: %llu KiB of %llu KiB freed went back to the page "
+              "heap",
+              exited ? "exited" : "running", (unsigned long long)back >> 10,
+              (unsigned long long)EMPTY_N * 208 >> 10);
+    }
+    free(v);
+}
+
 /* Threads free each other's blocks: a ring of mailboxes. */
 enum { NTHREADS = 4, PER_THREAD = 200000 };
 static void *_Atomic mailbox[NTHREADS][64];
@@ -343,6 +385,7 @@ int main(int argc, char **argv)
     test_aligned();
     test_errno_and_reuse();
     test_release_on_free();
+    test_empty_spans();
     test_threads();
     test_fork();
     test_mapped_roots();
