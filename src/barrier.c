@@ -266,6 +266,130 @@ static void collect_arena_bits(uintptr_t base, heap_arena *a, bool rearm,
     }
 }
 
+/* ---- The final pause's walk, in halves ----------------------------------
+ *
+ * With the world stopped, most of mark termination is the kernel walking
+ * the page tables of the whole mapped heap (PAGEMAP_SCAN: about 0.7 ms per
+ * GiB, written or not), while the other CPUs idle. wt_walk_stopped splits
+ * the mapped heap in two by bytes and walks the second half on a mark
+ * helper (mark_side_start), the first here; each half keeps the written
+ * ranges it finds in its own buffer (OS memory: never scanned as a root),
+ * and the next wt_collect(false) reports them instead of walking. A half
+ * whose buffer fills notes where it stopped, and that rest is walked again
+ * by wt_collect (nothing is re-armed with the world stopped, so a second
+ * walk sees the same). */
+enum {
+    HALF_CAP = 4096, /* written ranges kept per half */
+    TEST_CAP = 2,    /* ... when GOMEM_WALKSPLIT_MIN is 0 (tests) */
+};
+struct half {
+    uintptr_t from, to; /* byte offsets into the snapshot's ranges */
+    uintptr_t *lohi;    /* written ranges found: HALF_CAP pairs */
+    size_t n, cap;
+    uintptr_t redo;   /* offset from which to walk again, or to */
+    uintptr_t piece0; /* the current piece: its address and offset */
+    uintptr_t pieceoff;
+};
+static struct half halves[2];
+static bool walked;
+
+static void half_add(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    struct half *h = arg;
+    if (h->redo != h->to)
+        return;
+    if (h->n == h->cap) {
+        h->redo = h->pieceoff + (lo - h->piece0);
+        return;
+    }
+    h->lohi[2 * h->n] = lo;
+    h->lohi[2 * h->n + 1] = hi;
+    h->n++;
+}
+
+/* Calls walk(lo, hi) for the parts of the snapshot between byte offsets
+ * from and to; returns false if a walk failed. */
+static bool walk_offsets(uintptr_t from, uintptr_t to, struct half *h,
+                         void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                         void *arg)
+{
+    uintptr_t off = 0;
+    for (size_t i = 0; i < snap.n && off < to; i++) {
+        uintptr_t lo = snap.lohi[2 * i], hi = snap.lohi[2 * i + 1];
+        uintptr_t a = from > off ? lo + (from - off) : lo;
+        uintptr_t b = to < off + (hi - lo) ? lo + (to - off) : hi;
+        if (a < b) {
+            if (h != NULL) {
+                h->piece0 = a;
+                h->pieceoff = off + (a - lo);
+            }
+            if (!sys_pagemap_written(pagemap_fd, a, b, false, fn, arg))
+                return false;
+        }
+        off += hi - lo;
+    }
+    return true;
+}
+
+static void walk_half(void *arg)
+{
+    struct half *h = arg;
+    h->n = 0;
+    h->redo = h->to;
+    if (!walk_offsets(h->from, h->to, h, half_add, h))
+        h->redo = h->from; /* wt_collect walks it all and reports */
+}
+
+void wt_walk_stopped(void)
+{
+    walked = false;
+    if (gm_wt_mode != WT_UFFD)
+        return;
+    snapshot_mapped(false, -1);
+    uintptr_t total = 0;
+    for (size_t i = 0; i < snap.n; i++)
+        total += snap.lohi[2 * i + 1] - snap.lohi[2 * i];
+    /* Below GOMEM_WALKSPLIT_MIN (default 128 MiB) one walk is too short to
+     * pay for waking a helper. */
+    int64_t min = gm_debugvars.walksplit_min;
+    if ((int64_t)total < min)
+        return;
+    for (int k = 0; k < 2; k++)
+        if (halves[k].lohi == NULL) {
+            halves[k].lohi = sys_alloc(HALF_CAP * 2 * sizeof(uintptr_t));
+            if (halves[k].lohi == NULL)
+                return;
+            fetch_add(&gm_mheap.gc_sys, HALF_CAP * 2 * sizeof(uintptr_t));
+        }
+    halves[0].cap = halves[1].cap = min == 0 ? TEST_CAP : HALF_CAP;
+    uintptr_t mid = (total / 2) & ~(uintptr_t)(PAGE_SIZE - 1);
+    halves[0].from = 0;
+    halves[0].to = mid;
+    halves[1].from = mid;
+    halves[1].to = total;
+    bool shared = mark_side_start(walk_half, &halves[1]);
+    walk_half(&halves[0]);
+    if (shared)
+        mark_side_wait();
+    else
+        walk_half(&halves[1]);
+    walked = true;
+}
+
+/* Reports what wt_walk_stopped found, walking again where a half's buffer
+ * filled. */
+static void report_walked(struct collect *c)
+{
+    walked = false;
+    for (int k = 0; k < 2; k++) {
+        struct half *h = &halves[k];
+        for (size_t i = 0; i < h->n; i++)
+            report(h->lohi[2 * i], h->lohi[2 * i + 1], c);
+        if (h->redo != h->to && !walk_offsets(h->redo, h->to, NULL, report, c))
+            gm_throw("write tracking: PAGEMAP_SCAN failed");
+    }
+}
+
 uint64_t wt_collect(bool rearm,
                     void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
                     void *arg)
@@ -273,6 +397,10 @@ uint64_t wt_collect(bool rearm,
     struct collect c = {fn, arg, 0};
     if (gm_wt_mode == WT_BARRIER)
         return 0;
+    if (walked && !rearm) {
+        report_walked(&c);
+        return c.bytes;
+    }
     snapshot_mapped(false, -1);
     for (size_t i = 0; i < snap.n; i++) {
         uintptr_t lo = snap.lohi[2 * i], hi = snap.lohi[2 * i + 1];

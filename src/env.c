@@ -8,7 +8,10 @@
  * concurrent mark learns of heap writes (unset or empty: uffd where the
  * kernel has it, else mprotect; anything else is a fatal error);
  * GOMEM_CONCURRENT_MIN=bytes (GOMEMLIMIT's syntax, default 2MiB) is the
- * expected mark work below which a cycle stops the world instead.
+ * expected mark work below which a cycle stops the world instead;
+ * GOMEM_WALKSPLIT_MIN=bytes (same syntax, default 128MiB) the mapped heap
+ * from which the final pause's page-table walk is split between two
+ * threads (0, for tests: always, keeping few ranges per half).
  * GOMEM_FORCEGC_PERIOD_MS (gomem's own, for tests) shortens Go's 2-minute
  * forcegc period.
  */
@@ -20,7 +23,8 @@
 gm_debug gm_debugvars = {.memprofilerate = 512 * 1024,
                          .madvdontneed = 1,
                          .writetrack = -1,
-                         .concurrent_min = 2 << 20};
+                         .concurrent_min = 2 << 20,
+                         .walksplit_min = 128 << 20};
 
 static bool parse_int64(const char *s, size_t n, int64_t *out)
 {
@@ -139,6 +143,9 @@ void env_init(void)
     env_bytes("GOMEM_CONCURRENT_MIN",
               "bytes, with an optional B, KiB, MiB, GiB or TiB suffix",
               &gm_debugvars.concurrent_min);
+    env_bytes("GOMEM_WALKSPLIT_MIN",
+              "bytes, with an optional B, KiB, MiB, GiB or TiB suffix",
+              &gm_debugvars.walksplit_min);
     const char *wt = getenv("GOMEM_WRITETRACK");
     if (wt != NULL && *wt != '\0') {
         static const char *const modes[] = {[WT_UFFD] = "uffd",

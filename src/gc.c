@@ -498,6 +498,7 @@ static void cycle_finish(bool concurrent)
         for (gm_thread *t = thread_first(); t != NULL; t = t->next)
             mark_flush_thread(t);
         tr->heap_end = load_relaxed(&gm_heap_live);
+        wt_walk_stopped();
         mark_run(roots_final, true);
         tr->assist_cpu_ns = load_relaxed(&assist_ns);
     } else {

@@ -701,6 +701,10 @@ void scan_written(gcwork *w, uintptr_t lo, uintptr_t hi);
 /* Starts the helper threads once; with the world running. */
 void mark_start_helpers(void);
 void mark_run(void (*scan_roots)(gcwork *w), bool parallel);
+/* With the world stopped: run fn(arg) on an idle mark helper (false: there
+ * is none, the caller runs it), and wait for it. One job at a time. */
+bool mark_side_start(void (*fn)(void *arg), void *arg);
+void mark_side_wait(void);
 void gcwork_init(gcwork *w);
 /* Publishes w's work and adds its marked bytes to the cycle's total. */
 void gcwork_dispose(gcwork *w);
@@ -803,6 +807,10 @@ uint64_t wt_collect(bool rearm,
                     void *arg);
 void wt_disarm(void);
 void wt_fork_child(void);
+/* With the world stopped, before the final mark: find the written pages,
+ * in parallel when the heap is large; the next wt_collect(false) reports
+ * them. */
+void wt_walk_stopped(void);
 
 /* ---- The scavenger (scavenge.c) and forcegc (forcegc.c) -----------------
  */
@@ -1028,6 +1036,7 @@ typedef struct gm_debug {
     int gctrace, gcstoptheworld, gccheckmark, madvdontneed, scavtrace;
     int writetrack;         /* GOMEM_WRITETRACK: WT_*, or -1 for the default */
     int64_t concurrent_min; /* GOMEM_CONCURRENT_MIN: smaller marks stop */
+    int64_t walksplit_min;  /* GOMEM_WALKSPLIT_MIN (barrier.c) */
     int64_t memprofilerate;
     int leakcheck; /* report objects swept without gm_free at exit */
 } gm_debug;

@@ -73,6 +73,10 @@ static bool mark_active;        /* a mark is running: helpers may join */
 static uint32_t helpers_idle;   /* helpers that have not joined (atomic) */
 static uint32_t helpers_active; /* helpers that joined and still mark */
 static int nhelpers = -1;       /* helper threads started */
+/* A job for one idle helper while the world is stopped (mark_side_start) */
+static void (*side_fn)(void *arg);
+static void *side_arg;
+static bool side_busy;
 
 uint64_t gm_heap_marked_bytes, gm_black_bytes, gm_scan_work;
 
@@ -514,8 +518,20 @@ static void *mark_helper(void *arg)
     (void)arg;
     for (;;) {
         pthread_mutex_lock(&work_lock);
-        while (!(mark_active && !mark_done && work_full != NULL))
+        while (!(mark_active && !mark_done && work_full != NULL) &&
+               side_fn == NULL)
             pthread_cond_wait(&helper_cond, &work_lock);
+        if (side_fn != NULL) {
+            void (*fn)(void *) = side_fn;
+            side_fn = NULL;
+            pthread_mutex_unlock(&work_lock);
+            fn(side_arg);
+            pthread_mutex_lock(&work_lock);
+            side_busy = false;
+            pthread_cond_broadcast(&work_cond);
+            pthread_mutex_unlock(&work_lock);
+            continue; /* then a mark may want it */
+        }
         nworkers++;
         helpers_active++;
         pthread_mutex_unlock(&work_lock);
@@ -549,6 +565,27 @@ void mark_start_helpers(void)
     for (int i = 0; i < want; i++)
         if (thread_create_internal(mark_helper, NULL) == 0)
             nhelpers++;
+}
+
+bool mark_side_start(void (*fn)(void *arg), void *arg)
+{
+    if (nhelpers <= 0)
+        return false;
+    pthread_mutex_lock(&work_lock);
+    side_fn = fn;
+    side_arg = arg;
+    side_busy = true;
+    pthread_cond_broadcast(&helper_cond);
+    pthread_mutex_unlock(&work_lock);
+    return true;
+}
+
+void mark_side_wait(void)
+{
+    pthread_mutex_lock(&work_lock);
+    while (side_busy)
+        pthread_cond_wait(&work_cond, &work_lock);
+    pthread_mutex_unlock(&work_lock);
 }
 
 /* Marks everything reachable from the roots; the world is stopped. The
@@ -587,4 +624,6 @@ void mark_fork_child(void)
     pthread_cond_init(&work_cond, NULL);
     pthread_cond_init(&helper_cond, NULL);
     nhelpers = -1;
+    side_fn = NULL;
+    side_busy = false;
 }
