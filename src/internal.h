@@ -492,6 +492,7 @@ typedef struct gm_thread {
     long tid;
     bool internal;        /* a gomem thread: stack holds no user pointers */
     struct gcwork *gcw;   /* barrier mode: objects it shaded (owner) */
+    uint64_t *reused;     /* see stats_register_reused (sched.lock) */
     int64_t assist_bytes; /* mark assist credit, bytes (owner) */
     /* Heap profiling (mprof.c), owner only: bytes to allocate before the
      * next sample, the sampling rate generation it was drawn for, the
@@ -1108,9 +1109,16 @@ void stats_unflushed_mallocs(uint64_t nmalloc[NUM_SIZE_CLASSES]);
 /* Bytes in allocated objects as the flushed counters say (MemStats's
  * HeapAlloc without what thread caches hold back). */
 uint64_t stats_heap_alloc_bytes(void);
-/* A thread leaves: its cache's counters move to the retired totals.
- * sched.lock held. */
-void stats_retire_cache(mcache *c);
+/* A leaving thread's counts (its cache's, and its reused ones) move to
+ * the retired totals; sched.lock held. */
+void stats_retire_thread(gm_thread *t);
+/* The malloc replacement's thread cache: reused[c] counts the blocks of
+ * class c it handed out again, each a free and a malloc that no span saw.
+ * Registered with the calling thread's record, read by gm_read_memstats;
+ * stats_fold_reused moves the counts to the totals and zeroes them (at
+ * thread exit). Both take sched.lock. */
+void stats_register_reused(uint64_t *reused);
+void stats_fold_reused(uint64_t *reused);
 /* A stop-the-world pause of the collector (gc) or not: total ns from the
  * decision to stop to the restart, and the stopping part of it. */
 void stats_record_pause(bool gc, int64_t total_ns, int64_t stopping_ns);

@@ -73,11 +73,47 @@ uint64_t stats_heap_alloc_bytes(void)
     return bytes;
 }
 
-void stats_retire_cache(mcache *c)
+/* sched.lock held */
+static void fold_reused_locked(uint64_t *reused)
 {
+    for (unsigned k = 1; k < NUM_SIZE_CLASSES; k++) {
+        uint64_t n = load_relaxed(&reused[k]);
+        if (n == 0)
+            continue;
+        gm_stat.retired_nmalloc[k] += n;
+        fetch_add(&gm_stat.nmalloc[k], n);
+        fetch_add(&gm_stat.nfree[k], n);
+        store_relaxed(&reused[k], 0);
+    }
+}
+
+void stats_retire_thread(gm_thread *t)
+{
+    mcache *c = t->cache;
     for (unsigned k = 0; k < NUM_SIZE_CLASSES; k++)
         gm_stat.retired_nmalloc[k] += c->nmalloc[k];
     gm_stat.retired_tiny += c->tinyallocs;
+    if (t->reused != NULL) {
+        fold_reused_locked(t->reused);
+        t->reused = NULL;
+    }
+}
+
+void stats_register_reused(uint64_t *reused)
+{
+    thread_registry_lock();
+    if (gm_self != NULL)
+        gm_self->reused = reused;
+    thread_registry_unlock();
+}
+
+void stats_fold_reused(uint64_t *reused)
+{
+    thread_registry_lock();
+    fold_reused_locked(reused);
+    if (gm_self != NULL && gm_self->reused == reused)
+        gm_self->reused = NULL;
+    thread_registry_unlock();
 }
 
 void stats_verify_stopped(void)
@@ -165,8 +201,12 @@ void stats_read(gm_memstats *out, stats_extra *x)
     /* 2. allocations */
     memcpy(nmalloc, gm_stat.retired_nmalloc, sizeof x->nmalloc);
     x->tiny = gm_stat.retired_tiny;
+    uint64_t reused[NUM_SIZE_CLASSES] = {0};
     for (gm_thread *t = thread_first(); t != NULL; t = t->next) {
         mcache_read_stats(t->cache, nmalloc, &x->tiny);
+        if (t->reused != NULL)
+            for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++)
+                reused[c] += load_relaxed(&t->reused[c]);
         x->threads++;
         if (!t->internal)
             x->user_threads++;
@@ -175,8 +215,13 @@ void stats_read(gm_memstats *out, stats_extra *x)
     x->large_alloc = load_relaxed(&gm_stat.large_alloc);
     /* 3. frees, after every allocation count */
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    for (unsigned c = 0; c < NUM_SIZE_CLASSES; c++)
+    for (unsigned c = 0; c < NUM_SIZE_CLASSES; c++) {
         nfree[c] = load_relaxed(&gm_stat.nfree[c]);
+        /* a reuse is a free and a malloc: read together, they keep every
+         * invariant below */
+        nfree[c] += reused[c];
+        nmalloc[c] += reused[c];
+    }
     x->large_nfree = load_relaxed(&gm_stat.large_nfree);
     x->large_free = load_relaxed(&gm_stat.large_free);
     mheap_unlock();

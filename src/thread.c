@@ -182,7 +182,7 @@ void thread_unregister_self(void)
     mark_flush_thread(t);
     releasem(t);
     pthread_mutex_lock(&sched_lock);
-    stats_retire_cache(t->cache); /* with the unlinking: no read misses it */
+    stats_retire_thread(t); /* with the unlinking: no read misses it */
     if (t->prev != NULL)
         t->prev->next = t->next;
     else
@@ -303,7 +303,7 @@ void thread_fork_child(void)
         gm_thread *next = t->next;
         if (t != me) {
             mcache_release_all(t->cache);
-            stats_retire_cache(t->cache);
+            stats_retire_thread(t);
             sys_free(t, sizeof *t);
         }
         t = next;

@@ -206,6 +206,31 @@ static void test_release_on_free(void)
           (unsigned long long)ms.heap_inuse >> 10);
 }
 
+/* MemStats count malloc traffic, thread-cache hits included (in alloc
+ * mode nearly every malloc after a free of its class is one). */
+static void test_stats_traffic(void)
+{
+    enum { N = 100000 };
+    gm_memstats a, b;
+    gm_read_memstats(&a);
+    for (int i = 0; i < N; i++) {
+        void *volatile p = malloc(64);
+        free(p);
+    }
+    gm_read_memstats(&b);
+    CHECK(b.mallocs - a.mallocs >= N && b.frees - a.frees >= N - 64,
+          "%d malloc/free pairs: mallocs +%llu, frees +%llu", N,
+          (unsigned long long)(b.mallocs - a.mallocs),
+          (unsigned long long)(b.frees - a.frees));
+    CHECK(b.heap_objects - a.heap_objects < 64 &&
+              b.heap_alloc - a.heap_alloc < (64u << 10),
+          "heap_objects +%lld, heap_alloc %+lld after freeing everything",
+          (long long)(b.heap_objects - a.heap_objects),
+          (long long)(b.heap_alloc - a.heap_alloc));
+    CHECK(b.mallocs - b.frees == b.heap_objects,
+          "mallocs - frees != heap_objects");
+}
+
 /* Spans whose blocks are all freed go back to the page heap at once, for
  * any size class to reuse, whether their allocating thread still runs or
  * has exited (its cached spans were then given back first). */
@@ -386,6 +411,7 @@ int main(int argc, char **argv)
     test_errno_and_reuse();
     test_release_on_free();
     test_empty_spans();
+    test_stats_traffic();
     test_threads();
     test_fork();
     test_mapped_roots();

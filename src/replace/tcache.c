@@ -25,8 +25,10 @@
  * first one's cache, and a block whose key the program overwrote after
  * freeing it (glibc's tcache has the same limits).
  *
- * Heap profiles and MemStats do not see cache hits: they count the block's
- * first allocation and its final free.
+ * MemStats: a block handed out again counts as a free and a malloc of its
+ * class (reused[], read with the thread's cache counts); a block waiting
+ * in the cache still counts as allocated. Heap profiles do not see cache
+ * hits: they sample a block's first allocation and count its final free.
  *
  * Protection: none needed; the cache is the owning thread's TLS (initial
  * exec), and the globals are written once by tcache_init.
@@ -58,6 +60,7 @@ static void drain(void *arg)
         tcache.head[c] = NULL;
         tcache.room[c] = 0;
     }
+    stats_fold_reused(tcache.reused);
 }
 
 void tcache_init(void)
@@ -77,6 +80,7 @@ bool tcache_put_slow(void **b)
     if (tcache.state == TC_UNUSED) {
         tcache.state = TC_ON;
         pthread_setspecific(tc_key, &tcache); /* drained at thread exit */
+        stats_register_reused(tcache.reused);
         for (unsigned k = 1; k <= tc_maxclass; k++)
             tcache.room[k] = TC_COUNT;
         return tcache_put(b);
