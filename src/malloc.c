@@ -75,7 +75,10 @@ static inline uintptr_t next_free_fast(mspan *s)
         unsigned next = result + 1;
         if (next % 64 == 0 && next != s->nelems)
             return 0;
-        s->alloccache = cache >> (bit + 1);
+        /* in two steps: bit + 1 is 64 when the last slot of a 64-slot
+         * group is taken from its start, and a 64-bit shift by 64 is
+         * undefined (x86 would leave the cache unchanged) */
+        s->alloccache = (cache >> bit) >> 1;
         store_relaxed(&s->freeindex, (uint16_t)next);
         s->alloccount++;
         return s->base + (uintptr_t)result * s->elemsize;
