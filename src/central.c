@@ -196,11 +196,14 @@ void central_free_if_empty(mspan *s)
     unsigned n = span_reclaim_freed(s);
     __atomic_fetch_sub(&gm_heap_live, (uint64_t)n * s->elemsize,
                        __ATOMIC_RELAXED);
-    if (s->alloccount == 0) {
+    pthread_mutex_lock(&c->lock);
+    /* An empty span is kept only as its class's one span with room: the
+     * next refill takes it instead of making a new one. */
+    if (s->alloccount == 0 && c->partial[sw].first != NULL) {
+        pthread_mutex_unlock(&c->lock);
         mheap_free_span(s);
         return;
     }
-    pthread_mutex_lock(&c->lock);
     push_swept_locked(c, s, sg);
     pthread_mutex_unlock(&c->lock);
 }
