@@ -307,8 +307,8 @@ static void half_add(uintptr_t lo, uintptr_t hi, void *arg)
     h->n++;
 }
 
-/* Calls walk(lo, hi) for the parts of the snapshot between byte offsets
- * from and to; returns false if a walk failed. */
+/* Calls fn for the written ranges in the parts of the snapshot between
+ * byte offsets from and to; returns false if a walk failed. */
 static bool walk_offsets(uintptr_t from, uintptr_t to, struct half *h,
                          void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
                          void *arg)
