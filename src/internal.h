@@ -203,8 +203,8 @@ typedef struct mspan {
     uint64_t alloccache; /* ~alloc bits from freeindex, for ctz */
     uint16_t alloccount;
     uint16_t alloccount_at_cache; /* for counting mallocs at uncache */
-    uint16_t nfreed; /* freed bits set (atomic); eager free: when it
-                        reaches alloccount the span may be empty */
+    uint16_t nfreed; /* eager free: freed bits set with no mark running
+                        (atomic); at alloccount the span may be empty */
     uint8_t needzero;
     uint8_t onlist;      /* which kind of list holds it: enum span_list */
     uint32_t scavpages;  /* free span: how many of its pages are returned to

@@ -529,7 +529,6 @@ static void free_large_now(mspan *s)
 /* s just got a freed object (its bit is set). */
 static void freed_now(mspan *s)
 {
-    uint16_t nfreed = __atomic_add_fetch(&s->nfreed, 1, __ATOMIC_RELAXED);
     if (!gm_eager_free) {
         store_relaxed(&s->hasfreed, 1);
     } else if (load_relaxed(&gm_gcphase) != GC_OFF) {
@@ -540,8 +539,11 @@ static void freed_now(mspan *s)
         if (!load_relaxed(&s->hasfreed) &&
             __atomic_exchange_n(&s->hasfreed, 1, __ATOMIC_SEQ_CST) == 0)
             central_span_freed(s); /* its first: make it findable */
-        /* A hint (the owner may be changing alloccount): the central
-         * decides under its lock. */
+        /* Counted only here: only these frees are reclaimed before a
+         * sweep (which zeroes the count with the bits). A hint (the owner
+         * may be changing alloccount): the central decides under its
+         * lock. */
+        uint16_t nfreed = __atomic_add_fetch(&s->nfreed, 1, __ATOMIC_RELAXED);
         if (nfreed == load_relaxed(&s->alloccount))
             central_free_if_empty(s);
     }
