@@ -24,7 +24,8 @@ gm_debug gm_debugvars = {.memprofilerate = 512 * 1024,
                          .madvdontneed = 1,
                          .writetrack = -1,
                          .concurrent_min = 2 << 20,
-                         .walksplit_min = 128 << 20};
+                         .walksplit_min = 128 << 20,
+                         .snapshot_min = 64};
 
 static bool parse_int64(const char *s, size_t n, int64_t *out)
 {
@@ -146,6 +147,11 @@ void env_init(void)
     env_bytes("GOMEM_WALKSPLIT_MIN",
               "bytes, with an optional B, KiB, MiB, GiB or TiB suffix",
               &gm_debugvars.walksplit_min);
+    const char *snap = getenv("GOMEM_SNAPSHOT_MIN");
+    if (snap != NULL && *snap != '\0' &&
+        (!parse_int64(snap, strlen(snap), &gm_debugvars.snapshot_min) ||
+         gm_debugvars.snapshot_min < 0))
+        gm_throw("malformed GOMEM_SNAPSHOT_MIN=%s; a count of words", snap);
     const char *wt = getenv("GOMEM_WRITETRACK");
     if (wt != NULL && *wt != '\0') {
         static const char *const modes[] = {[WT_UFFD] = "uffd",

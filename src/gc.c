@@ -76,6 +76,8 @@ enum {
     PRECLEAN_DONE_BYTES = 1 << 20, /* written per round: small enough */
     ASSIST_MIN_WORK = 64 << 10,    /* Go's gcOverAssistWork */
     ASSIST_MAX_WORK = 512 << 10,   /* per refill (~1 ms): the rest later */
+    ASSIST_WAIT_WORK = 128 << 10,  /* per step of a wait past the goal */
+    WAIT_SLICE_NS = 2000000,       /* a wait's length before it lets go */
 };
 
 static int64_t bg_credit; /* background scan work assists may claim */
@@ -254,6 +256,15 @@ static uint64_t hard_goal(void)
     return goal + (goal > marked ? (goal - marked) / 10 : 0);
 }
 
+/* How far past the hard goal bounded waits may let the heap go. */
+static uint64_t overshoot_goal(void)
+{
+    uint64_t hard = hard_goal();
+    uint64_t goal = load_relaxed(&gm_pacer.heap_goal);
+    uint64_t marked = gm_pacer.heap_marked;
+    return hard + (goal > marked ? (goal - marked) / 10 : goal / 64);
+}
+
 /* One bounded assist: scans up to budget bytes of gray work, counting its
  * time as assist time (gctrace, the CPU limiter). Returns the bytes
  * scanned. In the runtime (acquirem). */
@@ -304,22 +315,36 @@ void gc_assist_alloc(gm_thread *t, uint64_t bytes)
 
 /* Past the hard goal: help the mark (so this thread's CPU is not idle
  * while it waits), a bounded step at a time so that the world can stop in
- * between, and sleep only when there is nothing to scan. */
+ * between, and sleep only when there is nothing to scan. The wait is
+ * bounded too: after WAIT_SLICE_NS the thread goes on with one more refill
+ * as long as the heap is within the overshoot allowance (a tenth more of
+ * the runway), so that a program is slowed to a refill per slice rather
+ * than stopped while the last pre-clean rounds rescan written pages, which
+ * on a large heap take hundreds of milliseconds. Past the allowance it
+ * waits for the end of the cycle. */
 void gc_assist_wait(void)
 {
     gm_thread *me = gm_self;
     if (me != NULL && me->nowait)
         return;
+    int64_t start = 0;
+    uint64_t hard = hard_goal();
     while (load_relaxed(&gc_busy) && !limiter_limiting() &&
-           load_relaxed(&gm_heap_live) > hard_goal()) {
+           load_relaxed(&gm_heap_live) > hard) {
+        if (start == 0)
+            start = sys_nanotime();
+        else if (sys_nanotime() - start > WAIT_SLICE_NS &&
+                 load_relaxed(&gm_heap_live) <= overshoot_goal())
+            return;
         bool worked = false;
         if (load_acquire(&gm_gcblacken)) {
             gm_thread *t = acquirem();
-            worked = assist_scan(ASSIST_MAX_WORK) > 0;
+            worked = assist_scan(ASSIST_WAIT_WORK) > 0;
             releasem(t);
         }
         if (!worked)
             sys_sleep_ns(100000); /* the collector holds the last work */
+        hard = hard_goal();
     }
 }
 
@@ -481,6 +506,7 @@ static void cycle_finish(bool concurrent)
     gcwork *w = &cur.w;
     int64_t t_stop2, t_stopped2 = 0;
     if (concurrent) {
+        rescan_begin_cycle(gm_pacer.heap_marked);
         wt_arm();
         store_release(&gm_gcblacken, 1);
         roots_scan_globals(w);
@@ -563,8 +589,10 @@ static void cycle_finish(bool concurrent)
     else
         stats_record_pause(true, (int64_t)pause, cur.t_stop1 - cur.t_prestop);
     limiter_account(0, (int64_t)pause);
-    if (concurrent)
+    if (concurrent) {
         wt_disarm();
+        rescan_end_cycle();
+    }
 
     if (gm_debugvars.gctrace > 0)
         trace_gc(tr);

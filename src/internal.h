@@ -295,6 +295,9 @@ typedef struct heap_arena {
      * mheap_free_span; read relaxed by the malloc replacement's free path
      * for blocks its caller owns, so it never loads the span record. */
     uint16_t smallpage[PAGES_PER_ARENA];
+    /* per page: 1 + the slot of its rescan snapshot this cycle, or 0
+     * (rescan.c) */
+    uint32_t snapidx[PAGES_PER_ARENA];
     struct heap_arena *next;
 } heap_arena;
 
@@ -697,6 +700,18 @@ void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi);
 /* Scans the words of [lo, hi) that lie in marked objects: a written range
  * of the heap. */
 void scan_written(gcwork *w, uintptr_t lo, uintptr_t hi);
+
+/* rescan.c: per-page snapshots of what the marker shaded, so a page
+ * written again is rescanned word by changed word. gm_rescan_base is the
+ * origin of the codes, 0 while no concurrent mark keeps snapshots. */
+extern uintptr_t gm_rescan_base;
+void rescan_begin_cycle(uint64_t heap_marked);
+void rescan_end_cycle(void);
+/* The snapshot of the runtime page at page, or NULL. */
+uint32_t *rescan_snapshot(uintptr_t page);
+/* Keeps code (a page's SNAP words) as page's snapshot if nheap words of
+ * it held heap addresses and the budget has room. */
+void rescan_keep(uintptr_t page, const uint32_t *code, unsigned nheap);
 /* Marks everything reachable from the roots and from queued work, with
  * helpers if parallel; the world is stopped. */
 /* Starts the helper threads once; with the world running. */
@@ -1038,6 +1053,7 @@ typedef struct gm_debug {
     int writetrack;         /* GOMEM_WRITETRACK: WT_*, or -1 for the default */
     int64_t concurrent_min; /* GOMEM_CONCURRENT_MIN: smaller marks stop */
     int64_t walksplit_min;  /* GOMEM_WALKSPLIT_MIN (barrier.c) */
+    int64_t snapshot_min;   /* GOMEM_SNAPSHOT_MIN (rescan.c) */
     int64_t memprofilerate;
     int leakcheck; /* report objects swept without gm_free at exit */
 } gm_debug;

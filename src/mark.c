@@ -405,8 +405,67 @@ static bool drain(gcwork *w, int64_t budget)
  * then. Free slots (even pre-marked ones in a span cached during the mark)
  * hold nothing live.
  */
+/* Whether the words of object i of s must be rescanned where written:
+ * black objects, and objects with a finalizer (what they reach must live
+ * until the finalizer has run: special.c). */
+static inline bool rescan_object(mspan *s, uintptr_t i, uintptr_t obj)
+{
+    return span_is_allocated(s, i) &&
+           ((load_relaxed(span_markw(s, i)) & bit_of(i)) ||
+            (load_relaxed(&s->specials) != NULL &&
+             special_has_finalizer(s, obj)));
+}
+
+/* Rescans [lo, hi), within one page of the untyped span s, against the
+ * page's snapshot (rescan.c): a word is shaded only if its code differs
+ * from the one recorded when the page was last rescanned. A page without
+ * a snapshot is scanned whole, and earns one if it is pointer-dense. */
+static void scan_written_page(gcwork *w, mspan *s, uintptr_t lo, uintptr_t hi,
+                              uintptr_t base)
+{
+    uintptr_t page = lo & ~(uintptr_t)(PAGE_SIZE - 1);
+    uint32_t *code = rescan_snapshot(page);
+    uint32_t fresh[PAGE_SIZE / sizeof(uintptr_t)];
+    if (code == NULL) {
+        memset(fresh, 0, sizeof fresh);
+        code = fresh;
+    }
+    uintptr_t heap_lo = load_relaxed(&gm_arena_bounds.lo);
+    uintptr_t span = load_relaxed(&gm_arena_bounds.hi) - heap_lo;
+    unsigned nheap = 0;
+    lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    for (uintptr_t p = lo; p < hi;) {
+        uintptr_t i = span_objindex(s, p);
+        uintptr_t obj = s->base + i * s->elemsize;
+        uintptr_t end = obj + s->elemsize < hi ? obj + s->elemsize : hi;
+        if (!rescan_object(s, i, obj)) {
+            p = end;
+            continue;
+        }
+        w->scan_work += end - p;
+        for (; p + sizeof(uintptr_t) <= end; p += sizeof(uintptr_t)) {
+            uintptr_t v = load_relaxed((const uintptr_t *)p);
+            if (v - heap_lo >= span)
+                continue;
+            nheap++;
+            uintptr_t g = (v - base) >> 3;
+            uint32_t *c = &code[(p - page) / sizeof(uintptr_t)];
+            if (g < UINT32_MAX - 1) {
+                if (*c == (uint32_t)g + 1)
+                    continue; /* shaded since the snapshot */
+                *c = (uint32_t)g + 1;
+            }
+            grey_object(w, v);
+        }
+        p = end;
+    }
+    if (code == fresh)
+        rescan_keep(page, fresh, nheap);
+}
+
 void scan_written(gcwork *w, uintptr_t lo, uintptr_t hi)
 {
+    uintptr_t base = load_relaxed(&gm_rescan_base);
     uintptr_t p = lo;
     while (p < hi) {
         mspan *s = span_of(p);
@@ -415,17 +474,18 @@ void scan_written(gcwork *w, uintptr_t lo, uintptr_t hi)
             p = next_page;
             continue;
         }
+        if (base != 0 && s->typed == SPAN_UNTYPED) {
+            uintptr_t end = next_page < hi ? next_page : hi;
+            scan_written_page(w, s, p, end, base);
+            p = end;
+            continue;
+        }
         uintptr_t i = span_objindex(s, p);
         uintptr_t obj = s->base + i * s->elemsize;
         uintptr_t end = obj + s->elemsize;
         if (end > hi)
             end = hi;
-        /* black objects, and objects with a finalizer: what they reach
-         * must live until the finalizer has run (special.c) */
-        if (span_is_allocated(s, i) &&
-            ((load_relaxed(span_markw(s, i)) & bit_of(i)) ||
-             (load_relaxed(&s->specials) != NULL &&
-              special_has_finalizer(s, obj)))) {
+        if (rescan_object(s, i, obj)) {
             if (s->typed != SPAN_UNTYPED)
                 scan_precise(w, s, p, end);
             else
