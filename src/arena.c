@@ -8,13 +8,21 @@
  * without locks (relaxed): a reader racing with growth may miss a brand-new
  * arena, which can hold no object the reader could have been given yet.
  *
- * Arenas are reserved (PROT_NONE) whole and mapped read/write in 4 MiB
- * chunks as the page heap grows, so heap_sys counts only what the heap used.
+ * Arenas are reserved whole, readable and writable but backed only where
+ * touched (sys_reserve), and handed to the page heap ("mapped": up to
+ * mapped_end) in 4 MiB chunks as it grows, so heap_sys counts only what the
+ * heap used. Go reserves PROT_NONE and maps with mprotect; here that, and
+ * reserving a new arena (mmap, and registering it with userfaultfd), take
+ * the address space's lock for writing, which waits behind the write
+ * tracker's ioctls during a mark: a refill that grew the heap stalled 5-37
+ * ms in the pause probe. So nothing but new arenas needs the lock, and the
+ * collector reserves the arenas a mark may need before it arms
+ * (arena_reserve_ahead).
  * Placement starts at Go's hint 0x00c000000000 and grows upward, so heap
  * addresses are recognisable (and unlikely to look like small integers).
  *
- * Protection: the growth edge in gm_arena_bounds, the arenas list and growth
- * under mheap.lock.
+ * Protection: the growth edge in gm_arena_bounds, the arenas list, the
+ * spares and growth under mheap.lock.
  */
 #include "internal.h"
 
@@ -23,12 +31,17 @@ heap_arena **gm_arena_index;
 arena_bounds gm_arena_bounds = {.next_hint = (uintptr_t)0x00c0 << 32};
 
 static heap_arena *arenas; /* all arenas, newest first */
+/* Arenas reserved ahead of growth (arena_reserve_ahead), taken in order:
+ * spares[spare_head % SPARE_MAX] up to spare_n. */
+enum { SPARE_MAX = 64 };
+static heap_arena *spares[SPARE_MAX];
+static uint32_t spare_head, spare_n;
 
 void arena_init(void)
 {
     size_t size = ((size_t)1 << ARENA_L2_BITS) * sizeof(heap_arena *);
     gm_arena_index = sys_reserve(NULL, size, 4096);
-    if (gm_arena_index == NULL || !sys_map(gm_arena_index, size))
+    if (gm_arena_index == NULL)
         gm_throw("cannot reserve the arena index");
 }
 
@@ -43,7 +56,7 @@ static void widen_bounds(uintptr_t lo, uintptr_t hi)
         store_release(&gm_arena_bounds.lo, lo);
 }
 
-/* [lo, hi) of some arenas was just mapped read/write. */
+/* [lo, hi) of some arenas now belongs to the page heap. */
 static void mapped(uintptr_t lo, uintptr_t hi)
 {
     for (uintptr_t p = lo; p < hi; p = (p & ~(ARENA_BYTES - 1)) + ARENA_BYTES) {
@@ -55,7 +68,9 @@ static void mapped(uintptr_t lo, uintptr_t hi)
     wt_heap_mapped(lo, hi);
 }
 
-static bool new_arena(void)
+/* Reserves a new arena (registered with the write tracker, indexed, within
+ * the bounds, on the arenas list, nothing mapped yet); NULL on failure. */
+static heap_arena *arena_create(void)
 {
     void *p = NULL;
     for (int tries = 0; tries < 64 && p == NULL; tries++) {
@@ -68,12 +83,12 @@ static bool new_arena(void)
         gm_arena_bounds.next_hint += ARENA_BYTES;
     }
     if (p == NULL)
-        return false;
+        return NULL;
     uintptr_t base = (uintptr_t)p;
     heap_arena *a = sys_alloc(sizeof(heap_arena));
     if (a == NULL) {
         sys_free(p, ARENA_BYTES);
-        return false;
+        return NULL;
     }
     fetch_add(&gm_mheap.gc_sys, sizeof(heap_arena));
     a->base = base;
@@ -84,9 +99,38 @@ static bool new_arena(void)
     store_release(&gm_arena_index[base >> ARENA_SHIFT], a);
     widen_bounds(base, base + ARENA_BYTES);
     gm_arena_bounds.next_hint = base + ARENA_BYTES;
-    gm_arena_bounds.cur_base = base;
-    gm_arena_bounds.cur_end = base + ARENA_BYTES;
+    return a;
+}
+
+/* Makes a spare arena, or else a new one, the growth edge. */
+static bool new_arena(void)
+{
+    heap_arena *a;
+    if (spare_head < spare_n) {
+        a = spares[spare_head++ % SPARE_MAX];
+    } else {
+        a = arena_create();
+        if (a == NULL)
+            return false;
+    }
+    gm_arena_bounds.cur_base = a->base;
+    gm_arena_bounds.cur_end = a->base + ARENA_BYTES;
     return true;
+}
+
+void arena_reserve_ahead(uint64_t bytes)
+{
+    mheap_lock();
+    uint64_t have = gm_arena_bounds.cur_end - gm_arena_bounds.cur_base +
+                    (uint64_t)(spare_n - spare_head) * ARENA_BYTES;
+    while (have < bytes && spare_n - spare_head < SPARE_MAX) {
+        heap_arena *a = arena_create();
+        if (a == NULL)
+            break; /* growth will try again, and fail there if it must */
+        spares[spare_n++ % SPARE_MAX] = a;
+        have += ARENA_BYTES;
+    }
+    mheap_unlock();
 }
 
 bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
@@ -118,8 +162,6 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
             widen_bounds(b, b + n * ARENA_BYTES);
             if (b + n * ARENA_BYTES > gm_arena_bounds.next_hint)
                 gm_arena_bounds.next_hint = b + n * ARENA_BYTES;
-            if (!sys_map(p, want))
-                return false;
             mapped(b, b + want);
             *base = b;
             *size = want;
@@ -128,8 +170,6 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
         /* Abandon the current arena's tail to the page heap first. */
         if (gm_arena_bounds.cur_end > gm_arena_bounds.cur_base) {
             uintptr_t tail = gm_arena_bounds.cur_end - gm_arena_bounds.cur_base;
-            if (!sys_map((void *)gm_arena_bounds.cur_base, tail))
-                return false;
             mapped(gm_arena_bounds.cur_base, gm_arena_bounds.cur_end);
             *base = gm_arena_bounds.cur_base;
             *size = tail;
@@ -139,8 +179,6 @@ bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size)
         if (!new_arena())
             return false;
     }
-    if (!sys_map((void *)gm_arena_bounds.cur_base, want))
-        return false;
     mapped(gm_arena_bounds.cur_base, gm_arena_bounds.cur_base + want);
     *base = gm_arena_bounds.cur_base;
     *size = want;

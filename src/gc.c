@@ -506,6 +506,11 @@ static void cycle_finish(bool concurrent)
     gcwork *w = &cur.w;
     int64_t t_stop2, t_stopped2 = 0;
     if (concurrent) {
+        /* New arenas need the address space's lock for writing, which
+         * waits behind the write tracker's ioctls: reserve what the mark
+         * may grow into before arming. */
+        uint64_t live = load_relaxed(&gm_heap_live), room = overshoot_goal();
+        arena_reserve_ahead(room > live ? room - live : 0);
         rescan_begin_cycle(gm_pacer.heap_marked);
         wt_arm();
         store_release(&gm_gcblacken, 1);

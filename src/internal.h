@@ -344,6 +344,9 @@ void arena_init(void);
 /* New address space for the page heap: [*base, *base+size), not yet mapped.
  * Called with mheap.lock held. */
 bool arena_grow(uintptr_t npages, uintptr_t *base, uintptr_t *size);
+/* Reserves arenas until the growth edge and the spares cover bytes more
+ * heap (the collector, before a mark arms write tracking). */
+void arena_reserve_ahead(uint64_t bytes);
 void arena_set_spans(mspan *s, uintptr_t firstpage, uintptr_t npages,
                      mspan *value);
 /* smallpage for s's pages: its size class, or 0 (clear). */

@@ -323,16 +323,15 @@ uintptr_t mheap_scavenge(scav_cursor *c, uintptr_t maxpages, bool *busy)
             c->done = true;
             break;
         }
-        if (addr > gm_arena_bounds.cur_base &&
-            addr <= gm_arena_bounds.cur_end) {
-            c->addr = gm_arena_bounds.cur_base; /* not mapped yet */
-            continue;
-        }
         uintptr_t p = addr - PAGE_SIZE; /* the page below the cursor */
         heap_arena *a = arena_of(p);
         if (a == NULL) {
             heap_arena *b = arena_below(p);
             c->addr = b != NULL ? b->base + ARENA_BYTES : 0;
+            continue;
+        }
+        if (p >= a->mapped_end) { /* not the page heap's yet */
+            c->addr = a->mapped_end;
             continue;
         }
         mspan *s = c->run;

@@ -128,7 +128,7 @@ void sys_fork_child(void)
 
 static void *reserve(void *hint, size_t size, size_t align)
 {
-    void *p = mmap(hint, size, PROT_NONE,
+    void *p = mmap(hint, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
@@ -137,8 +137,8 @@ static void *reserve(void *hint, size_t size, size_t align)
     munmap(p, size);
     /* Over-reserve and trim to get the alignment. */
     size_t big = size + align;
-    p = mmap(NULL, big, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-             -1, 0);
+    p = mmap(NULL, big, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     uintptr_t start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
@@ -156,11 +156,6 @@ void *sys_reserve(void *hint, size_t size, size_t align)
     if (p != NULL)
         owned_add(p, size);
     return p;
-}
-
-bool sys_map(void *p, size_t size)
-{
-    return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
 }
 
 void sys_release(void *p, size_t size, bool dontneed)

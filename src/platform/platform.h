@@ -14,11 +14,12 @@
 #include <stdint.h>
 
 /* Reserve size bytes of address space aligned to align (a power of two),
- * preferring hint; NULL on failure. No access until sys_map. */
+ * preferring hint; NULL on failure. The reservation is readable and
+ * writable at once, backed by the OS (and, under the default overcommit
+ * policy, charged) only where touched: making it accessible later would
+ * take the address space's lock for writing (mprotect), which waits behind
+ * the write tracker's long ioctls during a mark. */
 void *sys_reserve(void *hint, size_t size, size_t align);
-/* Make [p, p+size) of a reservation readable and writable; false on
- * failure. */
-bool sys_map(void *p, size_t size);
 /* Return [p, p+size) to the OS; it stays mapped and reads as zero again
  * (MADV_DONTNEED) or may keep old contents until reclaimed (MADV_FREE). */
 void sys_release(void *p, size_t size, bool dontneed);
