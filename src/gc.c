@@ -77,6 +77,8 @@ enum {
     ASSIST_MIN_WORK = 64 << 10,    /* Go's gcOverAssistWork */
     ASSIST_MAX_WORK = 512 << 10,   /* per refill (~1 ms): the rest later */
     ASSIST_WAIT_WORK = 128 << 10,  /* per step of a wait past the goal */
+    ASSIST_STEP_WORK = 32 << 10,   /* between an assist's clock checks */
+    ASSIST_MAX_NS = 1000000,       /* an assist's longest run */
     WAIT_SLICE_NS = 2000000,       /* a wait's length before it lets go */
 };
 
@@ -265,15 +267,25 @@ static uint64_t overshoot_goal(void)
     return hard + (goal > marked ? (goal - marked) / 10 : goal / 64);
 }
 
-/* One bounded assist: scans up to budget bytes of gray work, counting its
- * time as assist time (gctrace, the CPU limiter). Returns the bytes
- * scanned. In the runtime (acquirem). */
+/* One bounded assist: scans up to budget bytes of gray work, or for
+ * ASSIST_MAX_NS (pointer-dense objects cost ~20 ns a byte in mark-bit
+ * misses, so 512 KiB could take 10 ms), counting its time as assist time
+ * (gctrace, the CPU limiter). Returns the bytes scanned; the unpaid rest
+ * of a debt stays with the thread for its next refill. In the runtime
+ * (acquirem). */
 static uint64_t assist_scan(int64_t budget)
 {
     int64_t start = sys_nanotime();
     gcwork w;
     gcwork_init(&w);
-    gcwork_drain_some(&w, budget);
+    while ((int64_t)w.scan_work < budget) {
+        int64_t step = budget - (int64_t)w.scan_work;
+        if (step > ASSIST_STEP_WORK)
+            step = ASSIST_STEP_WORK;
+        if (!gcwork_drain_some(&w, step) ||
+            sys_nanotime() - start > ASSIST_MAX_NS)
+            break;
+    }
     uint64_t done = w.scan_work;
     gcwork_dispose(&w);
     int64_t took = sys_nanotime() - start;
