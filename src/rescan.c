@@ -20,18 +20,23 @@
  * are black), so skipping it loses nothing; two addresses in one granule
  * lie in one object. Codes are per cycle: rescan_end_cycle drops them all.
  *
- * Snapshots are made when a rescan finds at least GOMEM_SNAPSHOT_MIN
- * (default 64; 0 in tests: every page) heap addresses on a page, within a
- * budget of 1/64 of the marked heap (a snapshot is half the size of its page),
- * so sparse pages, such as those of freshly allocated, mostly zero objects,
- * cost no memory.
+ * A page earns a snapshot on its second rescan in a cycle (the first only
+ * tags it SNAP_SEEN in snapidx[]), which proves it is written again, and
+ * only if that rescan found at least GOMEM_SNAPSHOT_MIN heap addresses on
+ * it (default 64; 0, a test setting, gives every rescanned page one at
+ * once); within a budget of 1/16 of the marked heap (a snapshot is half
+ * the size of its page). So the pages a program fills once during a mark
+ * (binary-trees: all of them) cost no memory, and sparse pages none
+ * either. At the end of the cycle snapidx[] is cleared and the snapshots'
+ * memory goes back to the OS.
  *
  * Protection: a page is rescanned by one thread at a time (the ranges of
  * one wt_collect are disjoint, and rounds do not overlap), so its
  * snapshot's words belong to that thread; slots are handed out by an
  * atomic counter and published in the arena's snapidx[] with release
  * stores. The pool and the cycle state belong to the collector (gc_busy),
- * which sets them up before the mark and drops them after it.
+ * which sets them up before the mark and drops them after it (clearing
+ * snapidx[] under mheap.lock, which guards the arenas list).
  */
 #include <string.h>
 
@@ -50,9 +55,10 @@ typedef struct {
     uint32_t code[SNAP_WORDS];
 } snapshot;
 
+enum { SNAP_SEEN = UINT32_MAX }; /* snapidx: rescanned once, no snapshot */
+
 static snapshot *pool;      /* nslots slots, OS memory */
-static uintptr_t *owner;    /* the page of each used slot */
-static uint32_t nslots;     /* capacity of pool and owner */
+static uint32_t nslots;     /* capacity of pool */
 static uint32_t used;       /* slots handed out this cycle (atomic) */
 static uint32_t want_slots; /* this cycle's budget */
 uintptr_t gm_rescan_base;   /* code origin; 0 while snapshots are off */
@@ -66,30 +72,30 @@ void rescan_begin_cycle(uint64_t heap_marked)
         slots = SNAP_MAX_SLOTS;
     if (slots > nslots) {
         snapshot *p = sys_alloc(slots * sizeof(snapshot));
-        uintptr_t *o = sys_alloc(slots * sizeof(uintptr_t));
-        if (p == NULL || o == NULL) {
-            if (p != NULL)
-                sys_free(p, slots * sizeof(snapshot));
-            if (o != NULL)
-                sys_free(o, slots * sizeof(uintptr_t));
+        if (p == NULL)
             return; /* no snapshots: every rescan is whole */
-        }
         if (pool != NULL) {
             sys_free(pool, nslots * sizeof(snapshot));
-            sys_free(owner, nslots * sizeof(uintptr_t));
-            fetch_add(&gm_mheap.gc_sys,
-                      -(uint64_t)nslots *
-                          (sizeof(snapshot) + sizeof(uintptr_t)));
+            fetch_add(&gm_mheap.gc_sys, -(uint64_t)nslots * sizeof(snapshot));
         }
         pool = p;
-        owner = o;
         nslots = (uint32_t)slots;
-        fetch_add(&gm_mheap.gc_sys,
-                  (uint64_t)nslots * (sizeof(snapshot) + sizeof(uintptr_t)));
+        fetch_add(&gm_mheap.gc_sys, (uint64_t)nslots * sizeof(snapshot));
     }
     want_slots = (uint32_t)slots;
     store_relaxed(&used, 0);
     store_relaxed(&gm_rescan_base, load_relaxed(&gm_arena_bounds.lo));
+}
+
+/* Clears an arena's snapidx[], writing only the words that need it (the
+ * rest stay untouched, so never backed by memory). */
+static void clear_snapidx(heap_arena *a, void *arg)
+{
+    (void)arg;
+    uint64_t *w = (uint64_t *)a->snapidx;
+    for (size_t i = 0; i < sizeof a->snapidx / sizeof *w; i++)
+        if (w[i] != 0)
+            w[i] = 0;
 }
 
 /* Drops this cycle's snapshots and returns their memory to the OS. */
@@ -98,14 +104,12 @@ void rescan_end_cycle(void)
     if (load_relaxed(&gm_rescan_base) == 0)
         return;
     store_relaxed(&gm_rescan_base, 0);
+    mheap_lock();
+    arena_for_each_mapped(clear_snapidx, NULL);
+    mheap_unlock();
     uint32_t n = load_relaxed(&used);
     if (n > want_slots)
         n = want_slots;
-    for (uint32_t i = 0; i < n; i++) {
-        uintptr_t page = owner[i];
-        heap_arena *a = arena_of(page);
-        store_relaxed(&a->snapidx[(page - a->base) >> PAGE_SHIFT], 0);
-    }
     if (n > 0)
         sys_release(pool, (size_t)n * sizeof(snapshot), true);
 }
@@ -114,18 +118,22 @@ uint32_t *rescan_snapshot(uintptr_t page)
 {
     heap_arena *a = arena_of(page);
     uint32_t slot = load_acquire(&a->snapidx[(page - a->base) >> PAGE_SHIFT]);
-    return slot == 0 ? NULL : pool[slot - 1].code;
+    return slot == 0 || slot == SNAP_SEEN ? NULL : pool[slot - 1].code;
 }
 
 void rescan_keep(uintptr_t page, const uint32_t *code, unsigned nheap)
 {
     if ((int64_t)nheap < gm_debugvars.snapshot_min)
         return;
+    heap_arena *a = arena_of(page);
+    uint32_t *idx = &a->snapidx[(page - a->base) >> PAGE_SHIFT];
+    if (load_relaxed(idx) == 0 && gm_debugvars.snapshot_min != 0) {
+        store_relaxed(idx, SNAP_SEEN); /* first rescan: no proof yet */
+        return;
+    }
     uint32_t slot = fetch_add(&used, 1);
     if (slot >= want_slots)
         return; /* over budget: this page's rescans stay whole */
     memcpy(pool[slot].code, code, SNAP_BYTES);
-    owner[slot] = page;
-    heap_arena *a = arena_of(page);
-    store_release(&a->snapidx[(page - a->base) >> PAGE_SHIFT], slot + 1);
+    store_release(idx, slot + 1);
 }
