@@ -3,7 +3,7 @@
  * span bitmaps and other fixed-size records come from free lists over
  * 256 KiB chunks of OS memory. Nothing is returned to the OS, so a stale
  * pointer to a record (e.g. from a conservative lookup) stays readable.
- * Chunks are carved from 64 MiB reservations (backed only where touched)
+ * Chunks are carved from 64 MiB reservations (reserve_carve, below)
  * rather than mapped one by one: mmap takes the address space's lock for
  * writing, which during a mark waits behind the write tracker's ioctls,
  * and a refill that needed a chunk stalled 4-13 ms in the pause probe.
@@ -28,7 +28,7 @@ struct freenode {
 };
 
 static char *chunk_next, *chunk_end;
-static char *region_next, *region_end; /* reserved for chunks */
+static reserve_carver chunks;
 static struct freenode *free_spans;
 static struct freenode *free_bits[MAX_BITMAP_WORDS + 1];
 enum { MAX_HEAPBITS_PAGES = 16 }; /* > any small span's pages */
@@ -49,14 +49,9 @@ static void *persistent_aligned(size_t size, size_t align, uint64_t *stat)
         uintptr_t p =
             ((uintptr_t)chunk_next + align - 1) & ~(uintptr_t)(align - 1);
         if (chunk_next == NULL || p + size > (uintptr_t)chunk_end) {
-            if (region_next == region_end) {
-                region_next = sys_reserve(NULL, REGION, CHUNK);
-                if (region_next == NULL)
-                    gm_throw("out of memory allocating metadata");
-                region_end = region_next + REGION;
-            }
-            chunk_next = region_next;
-            region_next += CHUNK;
+            chunk_next = reserve_carve(&chunks, CHUNK, REGION);
+            if (chunk_next == NULL)
+                gm_throw("out of memory allocating metadata");
             chunk_end = chunk_next + CHUNK;
             gm_mheap.other_sys += CHUNK;
             p = (uintptr_t)chunk_next;
@@ -69,6 +64,21 @@ static void *persistent_aligned(size_t size, size_t align, uint64_t *stat)
         fetch_add(stat, size);
     }
     return r;
+}
+
+void *reserve_carve(reserve_carver *r, size_t size, size_t reserve)
+{
+    if ((size_t)(r->end - r->next) < size) {
+        r->next = sys_reserve(NULL, reserve, 4096);
+        if (r->next == NULL) {
+            r->end = NULL;
+            return NULL;
+        }
+        r->end = r->next + reserve;
+    }
+    void *p = r->next;
+    r->next += size;
+    return p;
 }
 
 void *fixalloc_persistent(size_t size)

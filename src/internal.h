@@ -295,8 +295,8 @@ typedef struct heap_arena {
      * mheap_free_span; read relaxed by the malloc replacement's free path
      * for blocks its caller owns, so it never loads the span record. */
     uint16_t smallpage[PAGES_PER_ARENA];
-    /* per page: 1 + the slot of its rescan snapshot this cycle, or 0
-     * (rescan.c) */
+    /* per page: 1 + the slot of its rescan snapshot this cycle, SNAP_SEEN
+     * once rescanned without one, or 0 (rescan.c) */
     uint32_t snapidx[PAGES_PER_ARENA];
     struct heap_arena *next;
 } heap_arena;
@@ -386,6 +386,15 @@ void fixalloc_free_bits(uint64_t *b, unsigned words);
 uint64_t *fixalloc_heapbits(uintptr_t npages);
 void fixalloc_free_heapbits(uint64_t *b, uintptr_t npages);
 void *fixalloc_persistent(size_t size); /* never freed */
+/* Memory carved, never freed, from reservations of `reserve` bytes, backed
+ * only where touched: no system call but one per reservation (mmap takes
+ * the address space's lock for writing, which during a mark waits behind
+ * the write tracker's ioctls). size and reserve: multiples of 16. The
+ * caller's lock protects *r. NULL when out of address space. */
+typedef struct {
+    char *next, *end;
+} reserve_carver;
+void *reserve_carve(reserve_carver *r, size_t size, size_t reserve);
 
 /* ---- The page heap (pageheap.c) -------------------------------------------
  */
@@ -712,8 +721,10 @@ void rescan_begin_cycle(uint64_t heap_marked);
 void rescan_end_cycle(void);
 /* The snapshot of the runtime page at page, or NULL. */
 uint32_t *rescan_snapshot(uintptr_t page);
-/* Keeps code (a page's SNAP words) as page's snapshot if nheap words of
- * it held heap addresses and the budget has room. */
+/* After a whole rescan of page that found nheap heap addresses: keeps
+ * code (its SNAP words) as the page's snapshot if this was its second
+ * rescan this cycle (or GOMEM_SNAPSHOT_MIN is 0), nheap reaches
+ * GOMEM_SNAPSHOT_MIN and the budget has room. */
 void rescan_keep(uintptr_t page, const uint32_t *code, unsigned nheap);
 /* Marks everything reachable from the roots and from queued work, with
  * helpers if parallel; the world is stopped. */

@@ -80,12 +80,9 @@ static bool side_busy;
 
 uint64_t gm_heap_marked_bytes, gm_black_bytes, gm_scan_work;
 
-/* New buffers are carved from reservations of WORKBUF_REGION bytes, backed
- * only where touched: mapping each one would take the address space's lock
- * for writing, which waits behind the write tracker's ioctls, in an
- * assist (fixalloc.c has the figures). */
-enum { WORKBUF_REGION = 16 << 20 };
-static char *region_next, *region_end; /* under work_lock */
+/* New buffers are carved from 16 MiB reservations: mapping each would
+ * stall an assist behind the write tracker (reserve_carve). */
+static reserve_carver workbufs; /* under work_lock */
 
 static workbuf *getbuf_locked(void)
 {
@@ -93,14 +90,9 @@ static workbuf *getbuf_locked(void)
     if (b != NULL) {
         work_free = b->next;
     } else {
-        if (region_end - region_next < (ptrdiff_t)sizeof(workbuf)) {
-            region_next = sys_reserve(NULL, WORKBUF_REGION, 4096);
-            if (region_next == NULL)
-                gm_throw("out of memory for the mark stack");
-            region_end = region_next + WORKBUF_REGION;
-        }
-        b = (workbuf *)region_next;
-        region_next += sizeof(workbuf);
+        b = reserve_carve(&workbufs, sizeof(workbuf), 16 << 20);
+        if (b == NULL)
+            gm_throw("out of memory for the mark stack");
         __atomic_fetch_add(&gm_mheap.gc_sys, sizeof(workbuf), __ATOMIC_RELAXED);
     }
     b->n = 0;
