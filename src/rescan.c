@@ -30,6 +30,11 @@
  * either. At the end of the cycle snapidx[] is cleared and the snapshots'
  * memory goes back to the OS.
  *
+ * Accounting: the pool is reserved at the budget's size but counts in
+ * gc_sys (MemStats's GCSys, and so the memory limit) only for the slots
+ * handed out, until the end of the cycle returns them: at a 32 MiB memory
+ * limit the whole budget would be 2 MiB of Sys that no page uses.
+ *
  * Protection: a page is rescanned by one thread at a time (the ranges of
  * one wt_collect are disjoint, and rounds do not overlap), so its
  * snapshot's words belong to that thread; slots are handed out by an
@@ -74,13 +79,10 @@ void rescan_begin_cycle(uint64_t heap_marked)
         snapshot *p = sys_alloc(slots * sizeof(snapshot));
         if (p == NULL)
             return; /* no snapshots: every rescan is whole */
-        if (pool != NULL) {
+        if (pool != NULL)
             sys_free(pool, nslots * sizeof(snapshot));
-            fetch_add(&gm_mheap.gc_sys, -(uint64_t)nslots * sizeof(snapshot));
-        }
         pool = p;
         nslots = (uint32_t)slots;
-        fetch_add(&gm_mheap.gc_sys, (uint64_t)nslots * sizeof(snapshot));
     }
     want_slots = (uint32_t)slots;
     store_relaxed(&used, 0);
@@ -110,8 +112,10 @@ void rescan_end_cycle(void)
     uint32_t n = load_relaxed(&used);
     if (n > want_slots)
         n = want_slots;
-    if (n > 0)
+    if (n > 0) {
         sys_release(pool, (size_t)n * sizeof(snapshot), true);
+        fetch_add(&gm_mheap.gc_sys, -(uint64_t)n * sizeof(snapshot));
+    }
 }
 
 uint32_t *rescan_snapshot(uintptr_t page)
@@ -134,6 +138,7 @@ void rescan_keep(uintptr_t page, const uint32_t *code, unsigned nheap)
     uint32_t slot = fetch_add(&used, 1);
     if (slot >= want_slots)
         return; /* over budget: this page's rescans stay whole */
+    fetch_add(&gm_mheap.gc_sys, sizeof(snapshot)); /* touched from now */
     memcpy(pool[slot].code, code, SNAP_BYTES);
     store_release(idx, slot + 1);
 }
