@@ -339,6 +339,8 @@ void gc_assist_wait(void)
     gm_thread *me = gm_self;
     if (me != NULL && me->nowait)
         return;
+    if (!load_relaxed(&gc_busy)) /* every refill asks: answer cheaply */
+        return;
     int64_t start = 0;
     uint64_t hard = hard_goal();
     while (load_relaxed(&gc_busy) && !limiter_limiting() &&

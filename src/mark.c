@@ -423,7 +423,7 @@ static inline bool rescan_object(mspan *s, uintptr_t i, uintptr_t obj)
 /* Rescans [lo, hi), within one page of the untyped span s, against the
  * page's snapshot (rescan.c): a word is shaded only if its code differs
  * from the one recorded when the page was last rescanned. A page without
- * a snapshot is scanned whole, and earns one if it is pointer-dense. */
+ * a snapshot is scanned whole, and may earn one (rescan_keep). */
 static void scan_written_page(gcwork *w, mspan *s, uintptr_t lo, uintptr_t hi,
                               uintptr_t base)
 {

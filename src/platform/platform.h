@@ -15,8 +15,8 @@
 
 /* Reserve size bytes of address space aligned to align (a power of two),
  * preferring hint; NULL on failure. The reservation is readable and
- * writable at once, backed by the OS (and, under the default overcommit
- * policy, charged) only where touched: making it accessible later would
+ * writable at once, backed by the OS only where touched (under strict
+ * overcommit it is charged whole): making it accessible later would
  * take the address space's lock for writing (mprotect), which waits behind
  * the write tracker's long ioctls during a mark. */
 void *sys_reserve(void *hint, size_t size, size_t align);
