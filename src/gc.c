@@ -72,6 +72,7 @@ uint32_t gm_gcblacken;
 enum {
     BG_SLICE_WORK = 256 << 10,     /* scan work between utilization checks */
     BG_MAX_SLEEP_NS = 5000000,     /* a fractional worker's longest nap */
+    IDLE_WINDOW_NS = 20000000,     /* judging whether a CPU is idle */
     PRECLEAN_MAX_ROUNDS = 8,       /* then go to mark termination anyway */
     PRECLEAN_DONE_BYTES = 1 << 20, /* written per round: small enough */
     ASSIST_MIN_WORK = 64 << 10,    /* Go's gcOverAssistWork */
@@ -408,19 +409,26 @@ static void revise_assist_ratio(uint64_t done)
  * The background worker's part of the mark. It runs as Go's fractional
  * worker toward 25% of all CPUs (one worker: at most one CPU), sleeping
  * when ahead, except while the process leaves a CPU idle: then it keeps
- * going, as Go's idle workers do. (A C process cannot see idle Ps; the
- * proxy is the process's own CPU time: if the mutators used less than
- * ncpu - 1 CPUs over the last slice, a CPU is free.) Returns the time it
- * worked toward the goal (*bg) and beyond it (*idle).
+ * going, as Go's idle workers do. A C process cannot see idle Ps; the
+ * proxy is the CPU time of the process's other threads: under ncpu - 0.5
+ * CPUs, a CPU is (mostly) free. It is judged over windows of at least
+ * IDLE_WINDOW_NS, since the process's clock shows a running thread's time
+ * only at its scheduler ticks: over the 0.6 ms of one slice a single
+ * mutator read as 0 or as 6 CPUs, and the worker slept a third of each
+ * binary-trees mark while the mutator assisted. The verdict carries over
+ * from the last cycle. Returns the time it worked toward the goal (*bg)
+ * and beyond it (*idle).
  */
 static void mark_background(gcwork *w, int64_t *bg, int64_t *idle)
 {
+    static bool cpu_free = true; /* collector thread only */
     int ncpu = sys_ncpu();
     double goal = GC_BACKGROUND_UTILIZATION * ncpu;
     if (goal > 1)
         goal = 1; /* one worker */
     int64_t t0 = sys_nanotime(), busy = 0, extra = 0;
-    int64_t last_wall = t0, last_cpu = sys_process_cputime();
+    int64_t win_wall = t0, win_cpu = sys_process_cputime();
+    int64_t win_self = sys_thread_cputime();
     int rounds = 0;
     for (;;) {
         int64_t a = sys_nanotime();
@@ -441,23 +449,23 @@ static void mark_background(gcwork *w, int64_t *bg, int64_t *idle)
         busy += b - a;
         limiter_account(0, 0); /* the mark's 25% counts as it runs */
         revise_assist_ratio(w->scan_work + load_relaxed(&gm_scan_work));
+        if (b - win_wall >= IDLE_WINDOW_NS) {
+            int64_t cpu = sys_process_cputime(), self = sys_thread_cputime();
+            double others = (double)((cpu - win_cpu) - (self - win_self)) /
+                            (double)(b - win_wall);
+            cpu_free = others < (double)ncpu - 0.5;
+            win_wall = b;
+            win_cpu = cpu;
+            win_self = self;
+        }
         int64_t ahead = (int64_t)((double)busy / goal) - (b - t0);
         if (ahead <= 0)
             continue;
-        int64_t cpu = sys_process_cputime();
-        double wall = (double)(b - last_wall);
-        double mutators =
-            wall > 0 ? ((double)(cpu - last_cpu) - (double)(b - a)) / wall
-                     : (double)ncpu;
-        last_wall = b;
-        last_cpu = cpu;
-        if (mutators < (double)ncpu - 0.9) {
+        if (cpu_free) {
             extra += b - a; /* a CPU is idle: work on */
             continue;
         }
         sys_sleep_ns(ahead < BG_MAX_SLEEP_NS ? ahead : BG_MAX_SLEEP_NS);
-        last_wall = sys_nanotime();
-        last_cpu = sys_process_cputime();
     }
     *idle = extra < busy ? extra : busy;
     *bg = busy - *idle;

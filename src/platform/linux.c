@@ -202,6 +202,10 @@ int64_t sys_process_cputime(void)
 {
     return clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 }
+int64_t sys_thread_cputime(void)
+{
+    return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
 
 void sys_sleep_ns(int64_t ns)
 {

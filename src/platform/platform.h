@@ -35,8 +35,11 @@ void sys_fork_child(void);
 /* Monotonic and wall clocks, in nanoseconds. */
 int64_t sys_nanotime(void);
 int64_t sys_walltime(void);
-/* CPU time used by the whole process, in nanoseconds. */
+/* CPU time used by the whole process, in nanoseconds: other threads'
+ * running time shows only at their scheduler ticks (4 ms here), so short
+ * intervals misread it. */
 int64_t sys_process_cputime(void);
+int64_t sys_thread_cputime(void); /* the calling thread's, exact */
 int sys_ncpu(void);
 
 /* Write to stderr without allocating (async-signal-safe). */
