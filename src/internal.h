@@ -404,6 +404,7 @@ typedef struct mheap {
     uint32_t sweepgen;  /* += 2 per cycle, with the world stopped */
     spanlist free[128]; /* free spans by npages (index npages, < 128) */
     spanlist freelarge; /* free spans of >= 128 pages, address ordered */
+    size_t nfree_runs;  /* spans in free[] and freelarge */
     /* statistics, under lock */
     uint64_t pages_inuse, pages_free, pages_released, heap_sys;
     uint64_t mspan_inuse, mspan_sys, gc_sys, other_sys;
@@ -415,6 +416,10 @@ void mheap_init(void);
  * state is INUSE but its class fields are unset. */
 mspan *mheap_alloc(uintptr_t npages, bool *needzero);
 uintptr_t mheap_free_span(mspan *s);
+/* Under mheap.lock: stores the [lo, hi) of up to cap free runs of at least
+ * min_pages pages in lohi (pairs, in no order); returns how many it
+ * stored. cap >= nfree_runs stores them all. */
+size_t mheap_free_runs(uintptr_t *lohi, size_t cap, uintptr_t min_pages);
 
 /* Where a walk of the scavenger over the heap is: it moves from the top of
  * the heap down (Go releases the highest addresses first: the allocator

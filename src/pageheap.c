@@ -61,6 +61,7 @@ static spanlist *free_list_for(uintptr_t npages)
 static void insert_free(mspan *s)
 {
     s->state = MSPAN_FREE;
+    gm_mheap.nfree_runs++;
     uintptr_t first = s->base >> PAGE_SHIFT;
     arena_set_spans(s, first, 1, s);
     arena_set_spans(s, first + s->npages - 1, 1, s);
@@ -85,7 +86,21 @@ static void insert_free(mspan *s)
 
 static void remove_free(mspan *s)
 {
+    gm_mheap.nfree_runs--;
     spanlist_remove(free_list_for(s->npages), s);
+}
+
+size_t mheap_free_runs(uintptr_t *lohi, size_t cap, uintptr_t min_pages)
+{
+    size_t n = 0;
+    for (uintptr_t k = min_pages; k <= 128; k++) {
+        spanlist *l = k < 128 ? &gm_mheap.free[k] : &gm_mheap.freelarge;
+        for (mspan *s = l->first; s != NULL && n < cap; s = s->next, n++) {
+            lohi[2 * n] = s->base;
+            lohi[2 * n + 1] = s->base + s->npages * PAGE_SIZE;
+        }
+    }
+    return n;
 }
 
 static mspan *find_free(uintptr_t npages)
