@@ -268,6 +268,46 @@ static inline void grey_object(gcwork *w, uintptr_t p)
         push(w, lo | tag, end - lo > OBLET_BYTES ? lo + OBLET_BYTES : end);
 }
 
+/*
+ * Shades the candidates v[0..n) (each within the heap bounds) in a
+ * software pipeline: GREY_D1 candidates ahead the arena's spans[] entry is
+ * prefetched, GREY_D2 ahead the span record, GREY_D3 ahead the mark word,
+ * so the three dependent cache misses of one lookup overlap with other
+ * lookups' instead of following each other. For pointer-dense memory (the
+ * pause probe's index pages: 511 pointers to random objects per 4 KiB).
+ */
+enum { GREY_D1 = 12, GREY_D2 = 8, GREY_D3 = 4, GREY_BATCH = 64 };
+
+static void grey_batch(gcwork *w, const uintptr_t *v, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (k + GREY_D1 < n) {
+            uintptr_t x = v[k + GREY_D1];
+            heap_arena *a = arena_of(x);
+            if (a != NULL)
+                __builtin_prefetch(
+                    &a->spans[(x >> PAGE_SHIFT) % PAGES_PER_ARENA]);
+        }
+        if (k + GREY_D2 < n) {
+            uintptr_t x = v[k + GREY_D2];
+            heap_arena *a = arena_of(x);
+            mspan *s = a != NULL
+                           ? load_relaxed(
+                                 &a->spans[(x >> PAGE_SHIFT) % PAGES_PER_ARENA])
+                           : NULL;
+            if (s != NULL)
+                __builtin_prefetch(s);
+        }
+        if (k + GREY_D3 < n) {
+            uintptr_t x = v[k + GREY_D3];
+            mspan *s = span_of_inheap(x);
+            if (s != NULL && s->bits != NULL)
+                __builtin_prefetch(span_markw(s, span_objindex(s, x)));
+        }
+        grey_object(w, v[k]);
+    }
+}
+
 void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi)
 {
     lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
@@ -275,13 +315,30 @@ void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi)
         w->scan_work += hi - lo;
     uintptr_t heap_lo = load_relaxed(&gm_arena_bounds.lo);
     uintptr_t span = load_relaxed(&gm_arena_bounds.hi) - heap_lo;
+    if (hi - lo < GREY_BATCH * sizeof(uintptr_t) || hi < lo) {
+        for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi;
+             p += sizeof(uintptr_t)) {
+            /* a relaxed load: mutators may be writing the word meanwhile */
+            uintptr_t v = load_relaxed((const uintptr_t *)p);
+            if (v - heap_lo < span)
+                grey_object(w, v);
+        }
+        return;
+    }
+    uintptr_t cand[GREY_BATCH];
+    size_t n = 0;
     for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi;
          p += sizeof(uintptr_t)) {
-        /* a relaxed load: mutators may be writing the word meanwhile */
         uintptr_t v = load_relaxed((const uintptr_t *)p);
-        if (v - heap_lo < span)
-            grey_object(w, v);
+        if (v - heap_lo >= span)
+            continue;
+        cand[n++] = v;
+        if (n == GREY_BATCH) {
+            grey_batch(w, cand, n);
+            n = 0;
+        }
     }
+    grey_batch(w, cand, n);
 }
 
 /* Shades what the words at p + 8k hold, for each bit k set in m. */
@@ -436,7 +493,8 @@ static void scan_written_page(gcwork *w, mspan *s, uintptr_t lo, uintptr_t hi,
     }
     uintptr_t heap_lo = load_relaxed(&gm_arena_bounds.lo);
     uintptr_t span = load_relaxed(&gm_arena_bounds.hi) - heap_lo;
-    unsigned nheap = 0;
+    uintptr_t cand[PAGE_SIZE / sizeof(uintptr_t)];
+    unsigned nheap = 0, n = 0;
     lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
     for (uintptr_t p = lo; p < hi;) {
         uintptr_t i = span_objindex(s, p);
@@ -459,10 +517,12 @@ static void scan_written_page(gcwork *w, mspan *s, uintptr_t lo, uintptr_t hi,
                     continue; /* shaded since the snapshot */
                 *c = (uint32_t)g + 1;
             }
-            grey_object(w, v);
+            cand[n++] = v;
         }
         p = end;
     }
+    if (n != 0)
+        grey_batch(w, cand, n);
     if (code == fresh)
         rescan_keep(page, fresh, nheap);
 }
