@@ -29,7 +29,11 @@
  * is fully written before it is published with a release store, so lookups
  * take no lock; insertion and every access to active counts take
  * mprof_lock (a leaf lock). future and leaked counts are atomic; cycle is
- * written with the world stopped and read relaxed.
+ * written with the world stopped and read relaxed. A registered thread
+ * takes mprof_lock only inside the runtime (acquirem), so no stopped
+ * thread holds it, and fork, which stops the world, never copies it
+ * locked into the child (test_fork's full child once hung there); the
+ * collector takes it under gc.lock, which fork also holds.
  */
 #include <dlfcn.h>
 #include <execinfo.h>
@@ -230,6 +234,7 @@ void mprof_sample(gm_thread *t, void *v, uintptr_t size, const void *ra)
         for (; k < n && nstk < MAX_STACK; k++)
             stk[nstk++] = (uintptr_t)frames[k];
     }
+    acquirem(); /* see the header: no stop while holding mprof_lock */
     mprof_bucket *b = stkbucket(stk, nstk, size, t->alloc_type);
 
     uint32_t c = (load_relaxed(&cycle) + 2) % 3;
@@ -237,7 +242,6 @@ void mprof_sample(gm_thread *t, void *v, uintptr_t size, const void *ra)
     fetch_add(&b->future[c].alloc_bytes, size);
 
     /* Attach the bucket to the object, so its sweep counts the free. */
-    acquirem();
     mspan *s = span_of((uintptr_t)v);
     uintptr_t base = s->base + span_objindex(s, (uintptr_t)v) * s->elemsize;
     special *sp = special_new();
@@ -267,12 +271,17 @@ void mprof_leak(mprof_bucket *b, uintptr_t size)
 
 void mprof_reset_leaks(void)
 {
+    gm_thread *t = gm_self;
+    if (t != NULL)
+        acquirem();
     pthread_mutex_lock(&mprof_lock);
     for (mprof_bucket *b = allbuckets; b != NULL; b = b->allnext) {
         store_relaxed(&b->leaked, 0);
         store_relaxed(&b->leaked_bytes, 0);
     }
     pthread_mutex_unlock(&mprof_lock);
+    if (t != NULL)
+        releasem(t);
 }
 
 /* ---- Cycles ---------------------------------------------------------------
