@@ -504,6 +504,7 @@ typedef struct gm_thread {
     volatile uint32_t stop_pending; /* suspend deferred to releasem */
     uint32_t suspend_gen;           /* the stop that signalled it (atomic) */
     uint32_t acked_gen;             /* the last stop it acknowledged */
+    uint32_t parked;                /* waiting for work (atomic): thread.c */
     mcache *cache;
     /* Written by the thread while stopped, read by the collector. */
     uintptr_t stack_lo, stack_hi, sp;
@@ -587,6 +588,11 @@ void start_the_world(void);
  * outside the runtime, as stop_the_world. */
 void thread_registry_lock(void);
 void thread_registry_unlock(void);
+/* Around a gomem thread's wait for work, outside the runtime and holding
+ * nothing a stopped world needs: a stop counts a parked thread as stopped
+ * without waking it, and thread_unpark waits out a stop in progress. */
+void thread_park(void);
+void thread_unpark(void);
 /* Iterate threads; world stopped. */
 gm_thread *thread_first(void);
 

@@ -407,7 +407,9 @@ static void *leaksignal_main(void *arg)
     for (uint32_t served = 0;;) {
         uint32_t n = load_acquire(&leak_requests);
         if (n == served) {
+            thread_park();
             sys_futex_wait(&leak_requests, n);
+            thread_unpark();
             continue;
         }
         served = n; /* signals that arrive meanwhile: one more report */

@@ -194,8 +194,10 @@ static void scav_sleep(int64_t until, bool wakeable, uint32_t seen)
             deadline == INT64_MAX ? 3600 * (int64_t)1000000000 : deadline - now;
         if (ns < 1000000)
             ns = 1000000;
+        thread_park();
         sys_futex_wait_timeout(&wake_word,
                                wakeable ? seen : load_acquire(&wake_word), ns);
+        thread_unpark();
     }
 }
 

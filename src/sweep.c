@@ -296,11 +296,13 @@ static void *bgsweep(void *arg)
     (void)arg;
     thread_register_self(true);
     for (;;) {
+        thread_park();
         pthread_mutex_lock(&bg_lock);
         while (!bg_work)
             pthread_cond_wait(&bg_cond, &bg_lock);
         bg_work = 0;
         pthread_mutex_unlock(&bg_lock);
+        thread_unpark();
         /* Batches of spans; yield between them like Go's bgsweep. */
         for (int n = 1;; n++) {
             gm_thread *m = acquirem();
