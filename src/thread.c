@@ -43,6 +43,8 @@ static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
 static gm_thread *allthreads;
 static pthread_key_t exit_key;
 
+enum { STOP_SPIN_NS = 100000 };
+
 static uint32_t stw_active; /* a stop is in progress (atomic) */
 static uint32_t stw_gen;    /* stops so far, under sched.lock */
 static uint32_t stw_acks;   /* threads stopped so far (futex word) */
@@ -111,11 +113,19 @@ void stop_the_world(void)
         else
             t->sp = t->stack_hi; /* gone without unregistering: no roots */
     }
+    /* Acknowledgements from running threads take 30-50 us to arrive (the
+     * signal's interrupt); sleeping meanwhile added the stopper's own
+     * wake-up to the pause. Spin for a while where another CPU can run
+     * the stopping threads. */
+    int64_t spin_until = sys_ncpu() > 1 ? sys_nanotime() + STOP_SPIN_NS : 0;
     for (;;) {
         uint32_t n = load_acquire(&stw_acks);
         if (n >= want)
             break;
-        sys_futex_wait(&stw_acks, n);
+        if (sys_nanotime() < spin_until)
+            __builtin_ia32_pause();
+        else
+            sys_futex_wait(&stw_acks, n);
     }
 }
 
