@@ -73,6 +73,7 @@ enum {
     BG_SLICE_WORK = 256 << 10,     /* scan work between utilization checks */
     BG_MAX_SLEEP_NS = 5000000,     /* a fractional worker's longest nap */
     IDLE_WINDOW_NS = 20000000,     /* judging whether a CPU is idle */
+    HOLDER_WAIT_NS = 20000,        /* for an assist to finish */
     PRECLEAN_MAX_ROUNDS = 8,       /* then go to mark termination anyway */
     PRECLEAN_DONE_BYTES = 1 << 20, /* written per round: small enough */
     ASSIST_MIN_WORK = 64 << 10,    /* Go's gcOverAssistWork */
@@ -438,12 +439,18 @@ static void mark_background(gcwork *w, int64_t *bg, int64_t *idle)
         uint64_t before = w->scan_work;
         bool more = gcwork_drain_some(w, BG_SLICE_WORK);
         fetch_add(&bg_credit, (int64_t)(w->scan_work - before));
+        if (!more && gcwork_others_hold(w)) {
+            /* An assist still scans what it took (for 1 ms at most), and
+             * may publish some back: wait for it, not a round. */
+            sys_sleep_ns(HOLDER_WAIT_NS);
+            continue;
+        }
         if (!more) {
             /* Nothing queued anywhere: pre-clean. */
             uint64_t bytes = wt_collect(true, scan_written_cb, w);
             rounds++;
             busy += sys_nanotime() - a;
-            if (!gcwork_has_work(w) &&
+            if (!gcwork_has_work(w) && !gcwork_others_hold(w) &&
                 (bytes <= PRECLEAN_DONE_BYTES || rounds >= PRECLEAN_MAX_ROUNDS))
                 break;
             continue;

@@ -718,6 +718,7 @@ struct gcwork {
     uint64_t scan_work; /* bytes scanned */
     uint32_t check;
     bool atomic_marks; /* false only while this is the sole marker */
+    bool holding;      /* took published work: one of work_holders */
 };
 void scan_block(gcwork *w, uintptr_t lo, uintptr_t hi);
 /* Scans the words of [lo, hi) that lie in marked objects: a written range
@@ -769,6 +770,9 @@ extern uint64_t gm_black_bytes;       /* allocated black this cycle (atomic) */
 extern uint64_t gm_scan_work; /* bytes scanned this cycle, disposed (atomic) */
 /* Work queued in w or shared (a hint: others may be adding some). */
 bool gcwork_has_work(const gcwork *w);
+/* Whether another worker (an assist) holds work taken from the global
+ * list, which it may publish again when it stops. */
+bool gcwork_others_hold(const gcwork *w);
 
 /* ---- The collector (gc.c) and pacer (pacer.c) -----------------------------
  */
