@@ -405,7 +405,7 @@ typedef struct mheap {
     spanlist free[128]; /* free spans by npages (index npages, < 128) */
     spanlist freelarge; /* free spans of >= 128 pages, address ordered */
     size_t nfree_runs;  /* spans in free[] and freelarge */
-    /* statistics, under lock */
+    /* statistics, under lock (page counts, heap_sys: atomic writes) */
     uint64_t pages_inuse, pages_free, pages_released, heap_sys;
     uint64_t mspan_inuse, mspan_sys, gc_sys, other_sys;
 } mheap;

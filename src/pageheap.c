@@ -31,7 +31,8 @@
  * Protection: everything in gm_mheap and the arenas' scav bits under
  * mheap.lock, except sweepgen (written with the world stopped, read
  * atomically). Statistics are also read relaxed without the lock by the
- * pacer and the scavenger, which tolerate a stale figure.
+ * pacer and the scavenger, which tolerate a stale figure; so the page
+ * counts and heap_sys are written with relaxed atomics, under the lock.
  */
 #include <string.h>
 
@@ -229,9 +230,9 @@ static bool grow(uintptr_t npages)
     s->needzero = 0;
     /* not resident yet: released until used, as in Go */
     s->scavpages = (uint32_t)scav_update(base, s->npages, true);
-    gm_mheap.heap_sys += size;
-    gm_mheap.pages_free += s->npages;
-    gm_mheap.pages_released += s->npages;
+    fetch_add(&gm_mheap.heap_sys, size);
+    fetch_add(&gm_mheap.pages_free, s->npages);
+    fetch_add(&gm_mheap.pages_released, s->npages);
     coalesce_insert(s);
     return true;
 }
@@ -262,10 +263,10 @@ mspan *mheap_alloc(uintptr_t npages, bool *needzero)
         insert_free(rest);
     }
     arena_set_spans(s, s->base >> PAGE_SHIFT, npages, s);
-    gm_mheap.pages_released -= reused;
+    fetch_add(&gm_mheap.pages_released, -(uint64_t)reused);
     s->scavpages = 0;
-    gm_mheap.pages_free -= npages;
-    gm_mheap.pages_inuse += npages;
+    fetch_add(&gm_mheap.pages_free, -(uint64_t)npages);
+    fetch_add(&gm_mheap.pages_inuse, npages);
     *needzero = s->needzero;
     /* INUSE once the caller has set the class fields (span_init_*): a
      * concurrent marker must never see a half-made span. */
@@ -289,8 +290,8 @@ uintptr_t mheap_free_span(mspan *s)
     }
     if (s->heapbits != NULL)
         fixalloc_free_heapbits(s->heapbits, s->npages);
-    gm_mheap.pages_inuse -= s->npages;
-    gm_mheap.pages_free += s->npages;
+    fetch_add(&gm_mheap.pages_inuse, -(uint64_t)s->npages);
+    fetch_add(&gm_mheap.pages_free, s->npages);
     uintptr_t first = s->base >> PAGE_SHIFT;
     if (s->npages > 2)
         arena_set_spans(s, first + 1, s->npages - 2, NULL);
@@ -382,7 +383,7 @@ uintptr_t mheap_scavenge(scav_cursor *c, uintptr_t maxpages, bool *busy)
         sys_release((void *)start, end - start, dontneed);
         scav_update(start, n, true);
         s->scavpages += (uint32_t)n;
-        gm_mheap.pages_released += n;
+        fetch_add(&gm_mheap.pages_released, n);
         if (!dontneed)
             s->needzero = 1; /* MADV_FREE keeps contents until reclaimed */
         c->addr = start;
